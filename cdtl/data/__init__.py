@@ -1,0 +1,16 @@
+"""Data for the course: registered datasets, your own tables, domain splits and the cold-start protocol."""
+
+from cdtl.data.coldstart import ColdStartSplit, cold_start_split
+from cdtl.data.custom import load_tables, read_table
+from cdtl.data.datasets import info, load, load_amazon_food_kitchen
+from cdtl.data.domains import SOURCE_GENRES, TARGET_GENRES, overlap_users, split_by_genre
+from cdtl.data.fetch import FetchError, cache_dir, fetch
+from cdtl.data.movielens import load_movielens
+from cdtl.data.registry import names as dataset_names
+from cdtl.data.tables import DataError, RecData
+
+__all__ = [
+    "ColdStartSplit", "DataError", "FetchError", "RecData", "SOURCE_GENRES", "TARGET_GENRES",
+    "cache_dir", "cold_start_split", "dataset_names", "fetch", "info", "load", "load_amazon_food_kitchen",
+    "load_movielens", "load_tables", "overlap_users", "read_table", "split_by_genre",
+]

@@ -1,0 +1,72 @@
+"""Bring your own two-domain data: interaction and item tables from CSV or Parquet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cdtl.data.tables import DataError, RecData, check_items_cover, require_columns, validate_interactions, validate_items
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV (optionally .gz) or Parquet file, chosen by its suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if suffixes.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        sep = "\t" if ".tsv" in suffixes else ","
+        return pd.read_csv(path, sep=sep, dtype={"user": str, "item": str}, keep_default_na=False, na_values=[""])
+    raise DataError(f"{path}: unsupported file type {suffixes!r}; expected .csv, .csv.gz, .tsv or .parquet")
+
+
+def load_tables(
+    interactions: str | os.PathLike[str] | pd.DataFrame,
+    items: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    name: str | None = None,
+    columns: dict[str, str] | None = None,
+    rating_scale: tuple[float, float] | None = None,
+) -> RecData:
+    """Load two-domain data from an interaction table and an item table.
+
+    Interactions need ``user``, ``item`` and ``domain`` columns, optionally ``rating`` and
+    ``timestamp`` (any ordering key, e.g. a position). Items need ``item`` and ``domain``,
+    optionally ``title`` and ``text`` (the text a language model reads; defaults to the
+    title). ``columns`` renames the file's columns to these names, e.g.
+    ``{"user": "user_id", "item": "item_id", "timestamp": "position"}``. Ratings are
+    checked against ``rating_scale`` when given; without it the data is implicit feedback.
+    """
+    columns = columns or {}
+    tables = []
+    for table, kind in ((interactions, "interactions"), (items, "items")):
+        where = f"{kind} table" if isinstance(table, pd.DataFrame) else str(table)
+        df = table.copy() if isinstance(table, pd.DataFrame) else read_table(table)
+        rename = {theirs: ours for ours, theirs in columns.items() if theirs in df.columns}
+        df = df.rename(columns=rename)
+        needed = ("user", "item", "domain") if kind == "interactions" else ("item", "domain")
+        require_columns(df, needed, where)
+        tables.append((df, where))
+    (inter, inter_where), (item_df, item_where) = tables
+    if "rating" in inter.columns and rating_scale is None:
+        raise DataError(f"{inter_where}: has a 'rating' column but no rating_scale was given; pass e.g. rating_scale=(1, 5)")
+    keep = [c for c in ("user", "item", "rating", "timestamp", "domain") if c in inter.columns]
+    inter = validate_interactions(inter[keep], inter_where, rating_scale)
+    item_df = validate_items(item_df, item_where)
+    item_df["domain"] = item_df["domain"].astype(str)
+    for dom in pd.unique(item_df["domain"]):
+        if not (inter["domain"] == dom).any():
+            raise DataError(f"{inter_where}: domain {dom!r} of the item table has no interactions (empty domain)")
+    check_items_cover(inter, item_df, f"{inter_where} against {item_where}")
+    default_name = "tables" if isinstance(interactions, pd.DataFrame) else Path(interactions).name.split(".")[0]
+    return RecData(
+        name=name or default_name,
+        interactions=inter,
+        items=item_df,
+        users=None,
+        rating_scale=rating_scale,
+    )

@@ -1,0 +1,73 @@
+"""Record a chapter's headline numbers so tests and the book can read them back."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+MIME = "application/vnd.cdtl.record+json"
+RECORD_DIR_VAR = "CDTL_RECORD_DIR"
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy / torch scalars and containers into plain JSON values."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cannot record a non-finite number ({value}); fix the computation first")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"cannot record a value of type {type(value).__name__}; use numbers, strings, lists or dicts")
+
+
+def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
+    """Record ``value`` under ``name``.
+
+    The value is shown in the notebook (so the book displays it) with a machine-readable
+    copy in the cell output, and, when ``CDTL_RECORD_DIR`` is set, appended to
+    ``<dir>/<notebook>.json`` so a test can check it without parsing the notebook.
+    Returns the JSON value that was recorded.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError("record name must be a non-empty string")
+    clean = _jsonable(value)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({MIME: {"name": name, "value": clean}, "text/plain": f"{name} = {clean!r}"}, raw=True)
+    except ImportError:  # plain Python: no display, the file is enough
+        pass
+    directory = os.environ.get(RECORD_DIR_VAR)
+    if directory:
+        stem = notebook or os.environ.get("CDTL_NOTEBOOK") or "records"
+        path = Path(directory) / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = json.loads(path.read_text()) if path.exists() else {}
+        existing[name] = clean
+        path.write_text(json.dumps(existing, indent=2, sort_keys=True))
+    return clean
+
+
+def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read every value recorded in an executed notebook (the last record of a name wins)."""
+    path = Path(notebook_path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if MIME in data:
+                payload = data[MIME]
+                if isinstance(payload, str):
+                    payload = json.loads(payload)
+                found[payload["name"]] = payload["value"]
+    return found

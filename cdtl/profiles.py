@@ -1,0 +1,85 @@
+"""The one switch that sizes every chapter: `smoke` (a CPU minute) or `full` (the real experiment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+ENV_VAR = "CDTL_PROFILE"
+DEFAULT = "full"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes for one run. Chapters read these fields; they never hard-code sizes of their own."""
+
+    name: str
+    movielens: str  # registry name of the MovieLens used by the chapters
+    seeds: tuple[int, ...]  # one experiment per seed
+    cold_ratios: tuple[float, ...]  # fractions of overlapping users made cold-start
+    epochs: int  # upper bound on training epochs (early stopping may end sooner)
+    batch_size: int  # training mini-batch
+    eval_batch_size: int  # users per batch in full-ranking evaluation
+    embedding_dim: int  # latent size of ID-based models
+    encode_batch_size: int  # texts per language-model forward pass
+    max_text_length: int  # tokens kept per item text
+    bootstrap: int  # bootstrap resamples for confidence intervals
+    plot_sample: int  # points drawn in scatter plots
+
+    def as_dict(self) -> dict[str, Any]:
+        """The profile as plain JSON-ready values (for metrics.json and recorded results)."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        movielens="movielens-100k",
+        seeds=(0,),
+        cold_ratios=(0.2,),
+        epochs=3,
+        batch_size=1024,
+        eval_batch_size=512,
+        embedding_dim=32,
+        encode_batch_size=64,
+        max_text_length=32,
+        bootstrap=200,
+        plot_sample=2_000,
+    ),
+    "full": Profile(
+        name="full",
+        movielens="movielens-1m",
+        seeds=(0, 1, 2),
+        cold_ratios=(0.2, 0.5, 0.8),
+        epochs=100,
+        batch_size=4096,
+        eval_batch_size=2048,
+        embedding_dim=64,
+        encode_batch_size=256,
+        max_text_length=64,
+        bootstrap=1_000,
+        plot_sample=20_000,
+    ),
+}
+
+
+def profile(name: str | None = None, **overrides: Any) -> Profile:
+    """Return the sizes for this run.
+
+    ``name`` wins when given (a papermill ``parameters`` cell passes it); otherwise the
+    ``CDTL_PROFILE`` environment variable; otherwise ``full``. Keyword overrides replace
+    single fields, e.g. ``profile("smoke", epochs=5)``.
+    """
+    chosen = name or os.environ.get(ENV_VAR) or DEFAULT
+    chosen = chosen.strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(
+            f"unknown profile {chosen!r} (from {'argument' if name else ENV_VAR}); "
+            f"expected one of {sorted(PROFILES)}"
+        )
+    base = PROFILES[chosen]
+    unknown = sorted(set(overrides) - set(base.as_dict()))
+    if unknown:
+        raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(base.as_dict())}")
+    return replace(base, **overrides) if overrides else base
