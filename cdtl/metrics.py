@@ -123,7 +123,7 @@ def topk_from_scores(scores: torch.Tensor, k: int, exclude: Any = None) -> torch
         raise ValueError(f"k must be between 1 and the number of items ({n_items}), got {k}")
     if torch.isnan(scores).any():
         raise ValueError("scores hold NaN")
-    masked = scores
+    masked = scores.clone()
     if exclude is not None:
         rows, items = _exclusion_pairs(exclude, n_rows)
         if items.numel():

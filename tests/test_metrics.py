@@ -88,6 +88,7 @@ def test_exclusion_changes_topk():
     assert torch.isfinite(scores).all()
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
 def test_exclusion_forms_agree_and_match_brute_force():
     rng = np.random.default_rng(2)
     n_users, n_items, k = 40, 60, 7

@@ -4,7 +4,7 @@ from cdtl.data.coldstart import ColdStartSplit, cold_start_split
 from cdtl.data.custom import load_tables, read_table
 from cdtl.data.datasets import info, load, load_amazon_food_kitchen
 from cdtl.data.domains import SOURCE_GENRES, TARGET_GENRES, overlap_users, split_by_genre
-from cdtl.data.fetch import FetchError, cache_dir, fetch
+from cdtl.data.download import FetchError, cache_dir, fetch
 from cdtl.data.movielens import load_movielens
 from cdtl.data.registry import names as dataset_names
 from cdtl.data.tables import DataError, RecData

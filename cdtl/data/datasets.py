@@ -7,7 +7,7 @@ from typing import Any
 from cdtl.data import registry
 from cdtl.data.custom import load_tables
 from cdtl.data.domains import split_by_genre
-from cdtl.data.fetch import fetch
+from cdtl.data.download import fetch
 from cdtl.data.movielens import ALIASES, load_movielens
 from cdtl.data.tables import RecData
 

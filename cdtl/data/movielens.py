@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdtl.data.fetch import fetch, source_kind
+from cdtl.data.download import fetch, source_kind
 from cdtl.data.tables import RecData, check_items_cover, require_columns, validate_interactions, validate_items
 from cdtl.data.text import compose_item_text, join_genres
 
@@ -61,7 +61,8 @@ def _read_atomic(path: Path) -> pd.DataFrame:
 
 def _items_frame(ids: list[str], titles: list[str], years: list[float], genres: list[list[str]]) -> pd.DataFrame:
     texts = [_item_text(t, y, g) for t, y, g in zip(titles, years, genres)]
-    return pd.DataFrame({"item": ids, "title": titles, "year": years, "genres": genres, "text": texts})
+    return pd.DataFrame({"item": ids, "title": titles, "year": pd.Series(years, dtype="float64"), "genres": genres,
+                         "text": texts})
 
 
 def _parse_100k_zip(d: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

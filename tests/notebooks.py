@@ -1,0 +1,55 @@
+"""Helpers for chapter tests: the chapters of the book and their recorded results."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from cdtl.nb import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[Path]:
+    """Every notebook listed in _toc.yml, in book order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []) + entry.get("chapters", []))
+
+    walk(toc.get("chapters", []) + [c for part in toc.get("parts", []) for c in part.get("chapters", [])])
+    return [ROOT / f"{f}.ipynb" for f in files]
+
+
+def chapter_records(path: Path) -> dict[str, Any]:
+    """The results a chapter recorded in this test session (under nbval), else from a fresh execution."""
+    saved = Path(os.environ["CDTL_RECORD_DIR"]) / f"{path.stem}.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    from nbclient import NotebookClient
+
+    book = nbformat.read(path, as_version=4)
+    os.environ["CDTL_NOTEBOOK"] = path.stem
+    NotebookClient(book, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return read_records_from(book)
+
+
+def read_records_from(book: nbformat.NotebookNode) -> dict[str, Any]:
+    """Records of an in-memory executed notebook."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as fh:
+        nbformat.write(book, fh)
+    try:
+        return read_records(fh.name)
+    finally:
+        os.unlink(fh.name)

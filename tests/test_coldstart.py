@@ -1,0 +1,99 @@
+"""Genre domains and the cold-start protocol: exclusivity, invariants, ratios, determinism, bad arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cdtl.data import DataError, RecData, cold_start_split, load_movielens, load_tables, split_by_genre
+
+
+@pytest.fixture(scope="module")
+def ml100k_domains() -> RecData:
+    return split_by_genre(load_movielens("movielens-100k"))
+
+
+def test_genre_split_assigns_each_item_to_exactly_one_domain(ml100k_domains):
+    data = ml100k_domains
+    assert data.domains == ["action", "comedy"]
+    src, tgt = {"Action", "Adventure", "Thriller"}, {"Comedy", "Romance", "Children's"}
+    for genres, dom in zip(data.items["genres"], data.items["domain"]):
+        mine, other = (src, tgt) if dom == "action" else (tgt, src)
+        assert mine.intersection(genres) and not other.intersection(genres)
+    ex = data.notes["excluded"]
+    full = load_movielens("movielens-100k")
+    assert len(data.items) + ex["items_in_both_groups"] + ex["items_in_neither_group"] == len(full.items)
+    assert len(data.interactions) + ex["interactions"] == len(full.interactions)
+    summary = data.summary()
+    assert summary["overlap_users"] == 936  # MovieLens 100K, default genre split
+    assert summary["domains"]["action"]["interactions"] + summary["domains"]["comedy"]["interactions"] == 63_758
+
+
+def test_genre_split_rejects_bad_genres():
+    data = load_movielens("movielens-100k")
+    with pytest.raises(ValueError, match="do not occur"):
+        split_by_genre(data, ["Action"], ["Cartoons"])
+    with pytest.raises(ValueError, match="both domains"):
+        split_by_genre(data, ["Action", "Comedy"], ["Comedy"])
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])
+def test_cold_users_target_history_never_reaches_training(ml100k_domains, ratio):
+    split = cold_start_split(ml100k_domains, "action", "comedy", ratio, seed=3)
+    cold = set(split.cold_users)
+    train_target = split.domain_train("comedy")
+    assert not cold.intersection(train_target["user"])
+    assert set(split.val["user"]) == set(split.val_users)
+    assert set(split.test["user"]) == set(split.test_users)
+    assert not set(split.val_users) & set(split.test_users)
+    assert not set(split.warm_users) & cold
+    overlap = len(split.warm_users) + len(cold)
+    assert overlap == 936
+    assert abs(len(cold) - ratio * overlap) <= 1
+    # every interaction is in exactly one of train / val / test
+    assert len(split.train) + len(split.val) + len(split.test) == len(ml100k_domains.interactions)
+    # cold users keep their source history in training: that is the bridge
+    assert set(split.source_history()["user"]) == cold
+    assert (split.val["domain"] == "comedy").all() and (split.test["domain"] == "comedy").all()
+
+
+def test_same_seed_same_split_other_seed_other_split(ml100k_domains):
+    a = cold_start_split(ml100k_domains, "action", "comedy", 0.2, seed=7)
+    b = cold_start_split(ml100k_domains, "action", "comedy", 0.2, seed=7)
+    c = cold_start_split(ml100k_domains, "action", "comedy", 0.2, seed=8)
+    assert np.array_equal(a.test_users, b.test_users) and np.array_equal(a.val_users, b.val_users)
+    pd.testing.assert_frame_equal(a.train, b.train)
+    assert not np.array_equal(a.test_users, c.test_users)
+
+
+def _two_domains(users_a, users_b) -> RecData:
+    inter = pd.DataFrame(
+        [(u, f"a{i}", "A") for u in users_a for i in range(3)] + [(u, f"b{i}", "B") for u in users_b for i in range(3)],
+        columns=["user", "item", "domain"],
+    )
+    items = pd.DataFrame({"item": [f"a{i}" for i in range(3)] + [f"b{i}" for i in range(3)],
+                          "domain": ["A"] * 3 + ["B"] * 3, "title": [f"t{i}" for i in range(6)]})
+    return load_tables(inter, items, name="toy")
+
+
+def test_bad_ratios_and_disjoint_domains_fail_clearly():
+    data = _two_domains(["u1", "u2", "u3", "u4"], ["u1", "u2", "u3", "u4"])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        cold_start_split(data, "A", "B", 1.0)
+    with pytest.raises(ValueError, match="leaves no warm users"):
+        cold_start_split(data, "A", "B", 0.9)
+    with pytest.raises(ValueError, match="too few to split"):
+        cold_start_split(data, "A", "B", 0.1)
+    with pytest.raises(ValueError, match="unknown domain 'C'"):
+        cold_start_split(data, "A", "C", 0.5)
+    disjoint = _two_domains(["u1", "u2"], ["u3", "u4"])
+    with pytest.raises(DataError, match="share no users"):
+        cold_start_split(disjoint, "A", "B", 0.5)
+
+
+def test_split_on_tiny_data_is_exact():
+    data = _two_domains([f"u{i}" for i in range(10)], [f"u{i}" for i in range(10)])
+    split = cold_start_split(data, "A", "B", 0.4, seed=0)
+    assert (len(split.warm_users), len(split.val_users), len(split.test_users)) == (6, 2, 2)
+    assert len(split.test) == 2 * 3 and len(split.val) == 2 * 3

@@ -1,0 +1,114 @@
+"""Your own tables (CSV / Parquet) and the checks on every table: each error names the file and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cdtl.data import DataError, load, load_tables
+from cdtl.data.download import FetchError
+
+
+def _tables(tmp_path: Path, suffix: str = ".csv", **changes) -> tuple[Path, Path]:
+    inter = pd.DataFrame({
+        "user_id": ["u1", "u1", "u2", "u2", "u3"],
+        "item_id": ["m1", "b1", "m2", "b1", "b2"],
+        "domain": ["movies", "books", "movies", "books", "books"],
+        "rating": [5, 4, 3, 2, 1],
+    })
+    items = pd.DataFrame({"item_id": ["m1", "m2", "b1", "b2"], "domain": ["movies", "movies", "books", "books"],
+                          "title": ["Alien &amp; co", "Heat", "Dune", "Emma"]})
+    for key, value in changes.items():
+        table, column = key.split("__")
+        target = inter if table == "inter" else items
+        if value is None:
+            del target[column]
+        else:
+            target[column] = value
+    paths = tmp_path / f"inter{suffix}", tmp_path / f"items{suffix}"
+    for df, path in zip((inter, items), paths):
+        df.to_parquet(path) if suffix == ".parquet" else df.to_csv(path, index=False)
+    return paths
+
+
+COLUMNS = {"user": "user_id", "item": "item_id"}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".csv.gz"])
+def test_own_tables_load_from_csv_and_parquet(tmp_path, suffix):
+    inter, items = _tables(tmp_path, suffix)
+    data = load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5), name="mine")
+    summary = data.summary()
+    assert summary["domains"]["books"]["interactions"] == 3
+    assert summary["overlap_users"] == 2
+    assert data.items.set_index("item").loc["m1", "text"] == "Alien & co"  # entities unescaped for the LM
+    assert data.has_ratings
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    inter, items = _tables(tmp_path, inter__domain=None)
+    with pytest.raises(DataError, match=r"inter\.csv: missing column\(s\) \['domain'\]"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_rating_outside_scale(tmp_path):
+    inter, items = _tables(tmp_path, inter__rating=[5, 4, 3, 2, 9])
+    with pytest.raises(DataError, match=r"inter\.csv: column 'rating'.*outside the declared scale \[1, 5\].*9"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_ratings_without_a_scale_are_refused(tmp_path):
+    inter, items = _tables(tmp_path)
+    with pytest.raises(DataError, match="rating_scale"):
+        load_tables(inter, items, columns=COLUMNS)
+
+
+def test_duplicate_rows(tmp_path):
+    inter, items = _tables(tmp_path, inter__item_id=["m1", "m1", "m2", "b1", "b2"], inter__rating=[5, 5, 3, 2, 1],
+                           inter__user_id=["u1", "u1", "u2", "u2", "u3"], inter__domain=["movies"] * 3 + ["books"] * 2)
+    with pytest.raises(DataError, match=r"inter\.csv: 1 duplicate row"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_empty_domain(tmp_path):
+    inter, items = _tables(tmp_path, inter__domain=["movies", "movies", "movies", "movies", "movies"],
+                           inter__item_id=["m1", "m2", "m2", "m1", "m2"], inter__user_id=["u1", "u2", "u3", "u4", "u5"])
+    with pytest.raises(DataError, match="domain 'books' of the item table has no interactions"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_unknown_item_and_wrong_domain(tmp_path):
+    inter, items = _tables(tmp_path, inter__item_id=["m1", "b1", "m2", "b1", "zz"])
+    with pytest.raises(DataError, match=r"not in the item table.*zz"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+    inter, items = _tables(tmp_path, inter__domain=["books", "books", "movies", "books", "books"])
+    with pytest.raises(DataError, match="a domain other than their item's"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_duplicate_item_ids(tmp_path):
+    inter, items = _tables(tmp_path, items__item_id=["m1", "m1", "b1", "b2"])
+    with pytest.raises(DataError, match=r"items\.csv: column 'item' has 1 duplicated id"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_unsupported_file_type(tmp_path):
+    path = tmp_path / "inter.xlsx"
+    path.write_text("x")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_tables(path, path)
+
+
+def test_real_amazon_pair_loads_through_the_own_tables_path():
+    try:
+        data = load("amazon-food-kitchen")
+    except FetchError as err:
+        pytest.skip(f"the shared Amazon Food-Kitchen data is not on this machine: {err}")
+    summary = data.summary()
+    assert summary["overlap_users"] == 9398
+    assert summary["domains"]["food"]["items"] == 8661 and summary["domains"]["kitchen"]["items"] == 27637
+    assert summary["interactions"] == 436_127 and summary["users"] == 53_061
+    assert not data.has_ratings
+    assert not data.items["text"].str.contains("&amp;").any()
