@@ -41,7 +41,7 @@ def test_counts_per_domain_and_shared_users(data):
     assert s["domains"]["Video_Games"]["users"] == 5
     assert s["domains"]["Video_Games"]["interactions"] == 10
     assert s["domains"]["All_Beauty"]["items"] == s["domains"]["Video_Games"]["items"] == 8
-    assert s["users_in_all_domains"] == 3
+    assert s["overlap_users"] == 3
     assert data.domains == CATS
     assert data.rating_scale == (1.0, 5.0) and data.users is None
     assert list(data.interactions.columns) == ["user", "item", "rating", "timestamp", "domain"]

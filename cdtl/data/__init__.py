@@ -1,5 +1,6 @@
 """Data for the course: registered datasets, your own tables, domain splits and the cold-start protocol."""
 
+from cdtl.data.amazon import load_amazon2023
 from cdtl.data.coldstart import ColdStartSplit, cold_start_split
 from cdtl.data.custom import load_tables, read_table
 from cdtl.data.datasets import info, load, load_amazon_food_kitchen
@@ -11,6 +12,6 @@ from cdtl.data.tables import DataError, RecData
 
 __all__ = [
     "ColdStartSplit", "DataError", "FetchError", "RecData", "SOURCE_GENRES", "TARGET_GENRES",
-    "cache_dir", "cold_start_split", "dataset_names", "fetch", "info", "load", "load_amazon_food_kitchen",
+    "cache_dir", "cold_start_split", "dataset_names", "fetch", "info", "load", "load_amazon2023", "load_amazon_food_kitchen",
     "load_movielens", "load_tables", "overlap_users", "read_table", "split_by_genre",
 ]

@@ -67,7 +67,10 @@ class ColdStartSplit:
             "train_interactions": {d: int((self.train["domain"] == d).sum()) for d in (self.source, self.target)},
             "val_interactions": int(len(self.val)),
             "test_interactions": int(len(self.test)),
-            "target_items_unseen_in_training": int((~target_items.isin(tgt_train["item"])).sum()),
+            # catalogue items nobody interacted with, and items whose only interactions were held out
+            "target_items_without_interactions": int((~target_items.isin(self.data.interactions["item"])).sum()),
+            "target_items_only_in_held_out": int(
+                (target_items.isin(self.data.interactions["item"]) & ~target_items.isin(tgt_train["item"])).sum()),
             **self.notes,
         }
 

@@ -13,10 +13,10 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from cdtl.data import registry
 from cdtl.data.registry import DatasetSpec, Source
+from cdtl.progress import enabled, tqdm
 
 CACHE_VAR = "CDTL_DATA_DIR"
 OFFLINE_VAR = "CDTL_OFFLINE"  # set to 1 to never touch the network (tests, air-gapped machines)
@@ -71,7 +71,7 @@ def _download_url(url: str, dest: Path) -> None:
     """Download ``url`` to ``dest`` with a progress bar (replaced in tests)."""
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False, disable=not enabled()) as bar:
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -155,7 +155,9 @@ def local_dir(source: Source) -> Path:
 
 def _how_to_fix(spec: DatasetSpec, downloads: Path) -> str:
     if all(s.kind == "local" for s in spec.sources):
-        return "This dataset is never downloaded: place its files as its README says and set the variable named above."
+        local = spec.sources[0]
+        return (f"{spec.name} cannot be downloaded ({spec.licence}). Get it from {spec.homepage}, put "
+                f"{' and '.join(sorted(local.members))} in one folder and point the variable named above at it.")
     lines = [f"Place one of these files by hand in {downloads} and run again:"]
     for s in spec.sources:
         if s.kind == "local":

@@ -56,6 +56,7 @@ class RecData:
             "name": self.name,
             "users": int(inter["user"].nunique()),
             "items": int(len(self.items)),
+            "items_with_interactions": int(inter["item"].nunique()),
             "interactions": int(len(inter)),
             "rating_scale": list(self.rating_scale) if self.rating_scale else None,
         }
