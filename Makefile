@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements-ci.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	CDTL_PROFILE=smoke $(BIN)/python -m pytest tests chapters --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(PYTEST_ARGS)
+	CDTL_PROFILE=smoke $(BIN)/python -m pytest chapters tests --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(PYTEST_ARGS)
 
 book: $(STAMP)
 	CDTL_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
