@@ -51,11 +51,30 @@ def test_chapter_conventions(path: Path):
     assert book.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_book_builds_without_execution(tmp_path):
-    """The table of contents and configuration are valid (execution is covered by nbval)."""
+def _jupyter_book() -> str:
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
     if jb is None:
         pytest.fail("jupyter-book is not installed in this environment: install the 'book' extra")
+    return jb
+
+
+def test_a_failing_cell_fails_the_build(tmp_path):
+    """The book's execution settings turn a cell error into a build error, not a silent traceback."""
+    book = tmp_path / "book"
+    (book / "chapters").mkdir(parents=True)
+    (book / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    (book / "_toc.yml").write_text("format: jb-book\nroot: chapters/broken\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Broken"), nbformat.v4.new_code_cell("1 / 0")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "chapters" / "broken.ipynb")
+    result = subprocess.run([_jupyter_book(), "build", str(book), "-W", "-q"], capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "ZeroDivisionError" in result.stdout + result.stderr
+
+
+def test_book_builds_without_execution(tmp_path):
+    """The table of contents and configuration are valid (execution is covered by nbval)."""
+    jb = _jupyter_book()
     config = dict(CONFIG, execute=dict(CONFIG["execute"], execute_notebooks="off"))
     config_path = tmp_path / "_config.yml"
     config_path.write_text(yaml.safe_dump(config))
