@@ -1,4 +1,4 @@
-"""The `cdtl` command line: list, fetch and describe datasets."""
+"""The `cdtl` command line: list, fetch and describe datasets; run experiments from YAML."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from cdtl.experiment import format_table, load_config, run
+
+    config = load_config(args.config, args.set)
+    out = args.out or f"runs/{config.get('name', 'experiment')}"
+    results = run(config, out)
+    print(format_table(results))
+    print(f"wrote {out}/metrics.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cdtl`` (one sub-command per task)."""
     parser = argparse.ArgumentParser(prog="cdtl", description="Cross-domain transfer learning for recommenders.")
@@ -47,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("name")
     info.add_argument("--domains", choices=["genre"], default=None, help="split MovieLens into two genre domains")
     info.set_defaults(func=_data_info)
+    run = commands.add_parser("run", help="run one experiment described in YAML; write metrics.json")
+    run.add_argument("config", help="experiment YAML, e.g. configs/mf_bpr_ml100k.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set train.epochs=5 (repeatable)")
+    run.add_argument("--out", default=None, help="output folder (default runs/<name>)")
+    run.set_defaults(func=_run)
     return parser
 
 

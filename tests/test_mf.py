@@ -1,0 +1,293 @@
+"""Matrix factorisation and its batch makers: every loss learns a planted structure, logits match hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cdtl.data.ids import interaction_matrix
+from cdtl.models import LOSSES, MF, bpr_batches, rating_batches, softmax_batches
+
+N_USERS, N_ITEMS = 40, 24
+NEVER_SEEN = 23  # no user interacts with this item
+
+
+def _planted() -> dict[str, np.ndarray]:
+    """Two taste groups: even users like items 0-10, odd users items 11-21; item 22 is shared, 23 never seen.
+
+    Each user has interacted with 7 random items of their own group (rating 5) and 3 of the
+    other group (rating 1); ``held`` is one of their own group's items they have not seen.
+    """
+    rng = np.random.default_rng(0)
+    users, items, ratings, held = [], [], [], []
+    for u in range(N_USERS):
+        own = np.arange(0, 11) if u % 2 == 0 else np.arange(11, 22)
+        other = np.arange(11, 22) if u % 2 == 0 else np.arange(0, 11)
+        liked = rng.choice(own, size=8, replace=False)
+        disliked = rng.choice(other, size=3, replace=False)
+        users += [u] * 10
+        items += list(liked[:7]) + list(disliked)
+        ratings += [5.0] * 7 + [1.0] * 3
+        held.append(liked[7])
+    return {
+        "users": np.array(users), "items": np.array(items), "ratings": np.array(ratings, dtype=np.float32),
+        "held": np.array(held),
+    }
+
+
+def _fit(model: MF, batches, epochs: int, lr: float = 0.05) -> list[float]:
+    """A plain Adam loop; returns the mean loss of each epoch."""
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    history = []
+    for epoch in range(epochs):
+        total = 0.0
+        for batch in batches(epoch, gen):
+            opt.zero_grad()
+            loss = model.loss(batch)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        history.append(total / len(batches))
+    return history
+
+
+def _implicit(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The liked (rating 5) pairs as implicit feedback."""
+    keep = data["ratings"] == 5.0
+    return data["users"][keep], data["items"][keep]
+
+
+def _model_and_batches(loss: str, data: dict[str, np.ndarray]):
+    torch.manual_seed(0)
+    if loss == "mse":
+        model = MF(N_USERS, N_ITEMS, 8, loss="mse", init_std=0.1, global_mean=float(data["ratings"].mean()))
+        return model, rating_batches(data["users"], data["items"], data["ratings"], batch_size=64)
+    users, items = _implicit(data)
+    model = MF(N_USERS, N_ITEMS, 8, loss=loss, init_std=0.1)
+    if loss == "bpr":
+        csr = interaction_matrix(users, items, N_USERS, N_ITEMS)
+        return model, bpr_batches(users, items, N_ITEMS, 64, csr)
+    if loss == "softmax":
+        return model, softmax_batches(users, items, N_ITEMS, 64)
+    return model, softmax_batches(users, items, N_ITEMS, 64, n_negatives=10, sampler="popularity")
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_each_loss_decreases_on_a_planted_problem(loss):
+    data = _planted()
+    model, batches = _model_and_batches(loss, data)
+    history = _fit(model, batches, epochs=40)
+    assert all(math.isfinite(h) for h in history)
+    if loss == "softmax":  # starts near log(24); each user spreads 7 positives, so the floor is log(7)
+        assert history[0] > math.log(N_ITEMS) - 0.1 and history[-1] < math.log(7) + 0.25, history[::10]
+    else:
+        ratio = 0.7 if loss == "sampled_softmax" else 0.5  # the sampled loss also has a floor: several positives a user
+        assert history[-1] < ratio * history[0], history[::10]
+
+
+@pytest.mark.parametrize("loss", ["bpr", "softmax", "sampled_softmax"])
+def test_implicit_losses_rank_seen_and_held_out_items_above_others(loss):
+    data = _planted()
+    model, batches = _model_and_batches(loss, data)
+    _fit(model, batches, epochs=60)
+    model.eval()
+    scores = model.score_all(torch.arange(N_USERS))
+    users, items = _implicit(data)
+    # every training positive outscores the item nobody has seen
+    assert (scores[users, items] > scores[users, NEVER_SEEN]).all()
+    # the held-out item of the user's own group outscores most items of the other group (generalisation)
+    wins = []
+    for u in range(N_USERS):
+        other = np.arange(11, 22) if u % 2 == 0 else np.arange(0, 11)
+        wins.append((scores[u, data["held"][u]] > scores[u, other]).float().mean().item())
+    assert np.mean(wins) > 0.9, np.mean(wins)
+
+
+def test_mse_learns_the_ratings_and_predict_clamps():
+    data = _planted()
+    model, batches = _model_and_batches("mse", data)
+    _fit(model, batches, epochs=80)
+    u, i = torch.as_tensor(data["users"]), torch.as_tensor(data["items"])
+    train_rmse = torch.sqrt(((model.predict(u, i) - torch.as_tensor(data["ratings"])) ** 2).mean()).item()
+    assert train_rmse < 0.5
+    # predict clamps into the rating scale, score does not
+    clamped = MF(2, 2, 2, loss="mse", global_mean=9.0, rating_scale=(1.0, 5.0))
+    pair = (torch.tensor([0, 1]), torch.tensor([1, 0]))
+    assert clamped.predict(*pair).tolist() == [5.0, 5.0]
+    assert (clamped.score(*pair) > 8.0).all()
+    clamped.global_bias.data.fill_(-9.0)
+    assert clamped.predict(*pair).tolist() == [1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- hand computations
+
+
+def _small_model() -> MF:
+    model = MF(2, 4, 2, loss="sampled_softmax")
+    with torch.no_grad():
+        model.user_emb.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+        model.item_emb.weight.copy_(torch.tensor([[1.0, 1.0], [2.0, 0.0], [0.0, -1.0], [0.5, 0.5]]))
+        model.user_bias.weight.copy_(torch.tensor([[0.1], [0.2]]))
+        model.item_bias.weight.copy_(torch.tensor([[0.0], [0.3], [-0.3], [1.0]]))
+        model.global_bias.fill_(0.5)
+    return model
+
+
+def test_scores_by_hand_and_shapes():
+    model = _small_model()
+    # y = g + b_u + c_i + u.w ; user 1 = (0, 2), item 3 = (.5, .5): 0.5 + 0.2 + 1.0 + 1.0
+    assert model.score(torch.tensor([1]), torch.tensor([3])).item() == pytest.approx(2.7)
+    everything = model.score_all(torch.tensor([0, 1, 1]))
+    assert everything.shape == (3, 4)
+    expected = torch.tensor(
+        [[1.0 + 0.1 + 0.5, 2.0 + 0.3 + 0.1 + 0.5, 0.0 - 0.3 + 0.1 + 0.5, 0.5 + 1.0 + 0.1 + 0.5],
+         [2.0 + 0.0 + 0.2 + 0.5, 0.0 + 0.3 + 0.2 + 0.5, -2.0 - 0.3 + 0.2 + 0.5, 1.0 + 1.0 + 0.2 + 0.5]]
+    )
+    torch.testing.assert_close(everything, expected[[0, 1, 1]])
+    # score broadcasts (B, 1) users against (B, K) items
+    grid = model.score(torch.tensor([[0], [1]]), torch.tensor([[0, 1, 2], [3, 2, 1]]))
+    torch.testing.assert_close(grid, everything[[0, 1]][torch.tensor([[0], [1]]), torch.tensor([[0, 1, 2], [3, 2, 1]])])
+    assert not everything.requires_grad
+
+
+def test_sampled_softmax_logits_apply_log_q_and_mask_accidental_hits():
+    model = _small_model()
+    y = model.score_all(torch.tensor([0, 1]))
+    users, items, neg = torch.tensor([0, 1]), torch.tensor([1, 3]), torch.tensor([3, 1, 0])
+    q = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    logits = model.sampled_softmax_logits(users, items, neg, torch.log(q))
+    by_hand = torch.tensor(
+        [
+            [y[0, 1] - math.log(0.2), y[0, 3] - math.log(0.4), float("-inf"), y[0, 0] - math.log(0.1)],
+            [y[1, 3] - math.log(0.4), float("-inf"), y[1, 1] - math.log(0.2), y[1, 0] - math.log(0.1)],
+        ]
+    )
+    torch.testing.assert_close(logits, by_hand)
+    # the loss is the cross-entropy with column 0
+    batch = {"user": users, "item": items, "neg": neg, "log_q": torch.log(q)}
+    expected = -torch.log_softmax(by_hand, dim=1)[:, 0].mean()
+    torch.testing.assert_close(model.loss(batch), expected)
+    # without log_q the sampler is uniform: the constant correction cancels
+    uniform = {"user": users, "item": items, "neg": neg, "log_q": torch.full((4,), -math.log(4))}
+    torch.testing.assert_close(model.loss(uniform), model.loss({"user": users, "item": items, "neg": neg}))
+
+
+def test_sampled_softmax_over_every_item_equals_the_full_softmax():
+    torch.manual_seed(1)
+    model = MF(5, 7, 3, loss="sampled_softmax", init_std=0.5)
+    users, items = torch.tensor([0, 1, 4, 2]), torch.tensor([6, 0, 3, 3])
+    sampled = model.loss({"user": users, "item": items, "neg": torch.arange(7), "log_q": torch.full((7,), -math.log(7))})
+    model.loss_name = "softmax"
+    full = model.loss({"user": users, "item": items})
+    torch.testing.assert_close(sampled, full)
+    by_hand = torch.nn.functional.cross_entropy(model.score_all(users), items)
+    torch.testing.assert_close(full.detach(), by_hand)
+
+
+def test_bpr_loss_by_hand_with_one_and_several_negatives():
+    model = _small_model()
+    model.loss_name = "bpr"
+    y = model.score_all(torch.tensor([0, 1]))
+    one = model.loss({"user": torch.tensor([0, 1]), "pos": torch.tensor([1, 0]), "neg": torch.tensor([2, 2])})
+    want = -(torch.nn.functional.logsigmoid(y[0, 1] - y[0, 2]) + torch.nn.functional.logsigmoid(y[1, 0] - y[1, 2])) / 2
+    torch.testing.assert_close(one, want)
+    several = model.loss({"user": torch.tensor([0]), "pos": torch.tensor([1]), "neg": torch.tensor([[2, 3]])})
+    want = -(torch.nn.functional.logsigmoid(y[0, 1] - y[0, 2]) + torch.nn.functional.logsigmoid(y[0, 1] - y[0, 3])) / 2
+    torch.testing.assert_close(several, want)
+
+
+def test_reg_adds_the_batch_penalty_and_dropout_spares_inference():
+    model = _small_model()
+    model.loss_name = "mse"
+    batch = {"user": torch.tensor([0, 1]), "item": torch.tensor([1, 3]), "rating": torch.tensor([4.0, 3.0])}
+    plain = model.loss(batch)
+    model.reg = 0.5
+    norms = (1.0 + 4.0) + (0.01 + 0.04) + (4.0 + 0.5) + (0.09 + 1.0)  # users, user biases, items, item biases
+    torch.testing.assert_close(model.loss(batch), plain + 0.5 * norms / 2)
+
+    noisy = MF(3, 5, 16, dropout=0.5)
+    noisy.train()
+    users = torch.tensor([0, 1, 2])
+    torch.testing.assert_close(noisy.score_all(users), noisy.score_all(users))
+    a = noisy._score(users, torch.tensor([0, 1, 2]))
+    b = noisy._score(users, torch.tensor([0, 1, 2]))
+    assert not torch.equal(a, b)  # training scores do see dropout
+
+
+def test_bad_arguments_name_what_was_expected():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        MF(3, 3, loss="hinge")
+    with pytest.raises(ValueError, match="n_items must be a positive integer"):
+        MF(3, 0)
+    with pytest.raises(ValueError, match="dropout"):
+        MF(3, 3, dropout=1.0)
+    with pytest.raises(KeyError, match=r"missing \['neg'\]"):
+        MF(3, 3, loss="bpr").loss({"user": torch.tensor([0]), "pos": torch.tensor([1])})
+
+
+# --------------------------------------------------------------------------- batch makers
+
+
+def test_batch_makers_cover_every_pair_once_and_are_seeded():
+    data = _planted()
+    batches = rating_batches(data["users"], data["items"], data["ratings"], batch_size=64)
+    assert len(batches) == math.ceil(len(data["users"]) / 64)
+    epoch = list(batches(0, torch.Generator().manual_seed(3)))
+    seen = sorted(zip(torch.cat([b["user"] for b in epoch]).tolist(), torch.cat([b["item"] for b in epoch]).tolist()))
+    assert seen == sorted(zip(data["users"].tolist(), data["items"].tolist()))
+    again = list(batches(0, torch.Generator().manual_seed(3)))
+    assert all(torch.equal(x["user"], y["user"]) for x, y in zip(epoch, again))
+    other = list(batches(0, torch.Generator().manual_seed(4)))
+    assert not torch.equal(epoch[0]["user"], other[0]["user"])
+    assert epoch[0]["rating"].dtype == torch.float32 and epoch[0]["user"].dtype == torch.int64
+
+
+def test_bpr_negatives_never_hit_a_training_positive():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 50, 30
+    dense = rng.random((n_users, n_items)) < 0.8  # dense on purpose: most uniform draws are hits
+    dense[:, 0] = False  # every user has at least one negative
+    users, items = np.nonzero(dense)
+    csr = interaction_matrix(users, items, n_users, n_items)
+    batches = bpr_batches(users, items, n_items, 100, csr)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(3):
+        for batch in batches(epoch, gen):
+            assert not dense[batch["user"].numpy(), batch["neg"].numpy()].any()
+            assert dense[batch["user"].numpy(), batch["pos"].numpy()].all()
+    several = bpr_batches(users, items, n_items, 100, csr, n_negatives=4)
+    batch = next(several(0, gen))
+    assert batch["neg"].shape == (100, 4)
+    assert not dense[batch["user"].numpy()[:, None], batch["neg"].numpy()].any()
+    full = interaction_matrix(np.zeros(3, dtype=np.int64), np.arange(3), 1, 3)
+    with pytest.raises(ValueError, match="every item"):
+        bpr_batches(np.zeros(3, dtype=np.int64), np.arange(3), 3, 2, full)
+    with pytest.raises(ValueError, match="n_items"):
+        bpr_batches(users, items, n_items + 1, 100, csr)
+
+
+def test_softmax_batches_sample_shared_negatives_from_the_sampler():
+    users = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    items = np.array([0, 1, 1, 1, 1, 2, 2, 2])  # item 3 and 4 never occur
+    full = softmax_batches(users, items, 5, batch_size=3)
+    assert len(full) == 3 and set(next(full(0, torch.Generator().manual_seed(0)))) == {"user", "item"}
+    pop = softmax_batches(users, items, 5, batch_size=8, n_negatives=2000, sampler="popularity")
+    batch = next(pop(0, torch.Generator().manual_seed(0)))
+    assert batch["neg"].shape == (2000,)
+    counts = torch.bincount(batch["neg"], minlength=5).numpy() / 2000
+    np.testing.assert_allclose(counts, [1 / 8, 4 / 8, 3 / 8, 0, 0], atol=0.04)
+    torch.testing.assert_close(batch["log_q"].exp(), torch.tensor([1 / 8, 4 / 8, 3 / 8, 0, 0]))
+    uni = softmax_batches(users, items, 5, batch_size=8, n_negatives=4)
+    torch.testing.assert_close(next(uni(0, torch.Generator()))["log_q"], torch.full((5,), -math.log(5)))
+    with pytest.raises(ValueError, match="sampler"):
+        softmax_batches(users, items, 5, 8, n_negatives=4, sampler="zipf")
+    with pytest.raises(ValueError, match=r"items must lie in \[0, 2\)"):
+        softmax_batches(users, items, 2, 8)
