@@ -20,6 +20,7 @@ from cdtl.data import cold_start_split, load
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.protocols import per_user_split, random_split
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, report
+from cdtl.metrics import bootstrap_ratio_ci
 from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
 from cdtl.models.mf import LOSSES, MF
 from cdtl.train import TrainConfig, choose_device, fit, set_seed
@@ -223,14 +224,19 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, 
         metrics.update(report(_ranking(cfg, scorer, test, seen_csr), cfg["evaluate"]["bootstrap"], cfg["seed"]))
     if rating:
         res = _rating(cfg, model, test)
-        per_user = res["per_user"]
-        ci = report({"mae": per_user["abs_error"], "mse": per_user["sq_error"]}, cfg["evaluate"]["bootstrap"], cfg["seed"])
+        _, counts = np.unique(test["u"].to_numpy(), return_counts=True)
+        per_user = res["per_user"]  # users sorted, as np.unique gives them
+        n_boot, seed = cfg["evaluate"]["bootstrap"], cfg["seed"]
+        pooled = {  # errors pooled over ratings, users resampled for the interval
+            "mae": bootstrap_ratio_ci(per_user["abs_error"] * counts, counts, n_boot, seed=seed),
+            "rmse": tuple(np.sqrt(bootstrap_ratio_ci(per_user["sq_error"] * counts, counts, n_boot, seed=seed))),
+        }
         for name in rating:
-            key = name.removeprefix("like_")
-            metrics[name] = {"mean": float(res[key]), "n": int(len(test))}
-        metrics["mae"]["per_user_ci"] = [ci["mae"]["low"], ci["mae"]["high"]]
-        if "rmse" in metrics:
-            metrics["rmse"]["per_user_ci"] = [float(np.sqrt(ci["mse"]["low"])), float(np.sqrt(ci["mse"]["high"]))]
+            if name in pooled:
+                value, low, high = pooled[name]
+                metrics[name] = {"mean": float(value), "low": float(low), "high": float(high), "n": int(len(test))}
+            else:  # like precision / recall / F1 over all held-out ratings
+                metrics[name] = {"mean": float(res[name.removeprefix("like_")]), "n": int(len(test))}
 
     epoch_seconds = [h["seconds"] for h in history]
     results = {
@@ -323,6 +329,6 @@ def format_table(results: dict[str, Any]) -> str:
              f"{results['best_epoch']}, {results['wall_seconds']:.1f} s on {results['device']})",
              f"{'metric':<16}{'test':>10}{'95% CI':>22}{'n':>8}"]
     for name, m in results["metrics"].items():
-        low, high = (m["low"], m["high"]) if "low" in m else tuple(m.get("per_user_ci", (float("nan"),) * 2))
-        lines.append(f"{name:<16}{m['mean']:>10.4f}{f'[{low:.4f}, {high:.4f}]':>22}{m['n']:>8}")
+        ci = f"[{m['low']:.4f}, {m['high']:.4f}]" if "low" in m else "-"
+        lines.append(f"{name:<16}{m['mean']:>10.4f}{ci:>22}{m['n']:>8}")
     return "\n".join(lines)

@@ -274,6 +274,36 @@ def bootstrap_ci(
     return float(values.mean()), float(low), float(high)
 
 
+def bootstrap_ratio_ci(
+    numerators: ArrayLike,
+    denominators: ArrayLike,
+    n_resamples: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(value, low, high) of sum(num) / sum(den) with users resampled with replacement.
+
+    For metrics pooled over ratings rather than averaged over users: per user, the sum of
+    squared errors and the number of ratings give the MSE of every resample (take the square
+    root of all three for RMSE). Deterministic per seed.
+    """
+    num = _to_numpy(numerators).astype(np.float64).ravel()
+    den = _to_numpy(denominators).astype(np.float64).ravel()
+    if num.size == 0 or num.shape != den.shape:
+        raise ValueError(f"numerators and denominators must be non-empty and equally long, got {num.size} and {den.size}")
+    if (den <= 0).any():
+        raise ValueError("every denominator (e.g. a user's number of ratings) must be positive")
+    rng = np.random.default_rng(seed)
+    n = num.size
+    chunk = max(1, 4_000_000 // n)
+    ratios = []
+    for start in range(0, n_resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
+        ratios.append(num[idx].sum(axis=1) / den[idx].sum(axis=1))
+    low, high = np.quantile(np.concatenate(ratios), [alpha / 2, 1 - alpha / 2])
+    return float(num.sum() / den.sum()), float(low), float(high)
+
+
 def summarize(
     per_user: Mapping[str, ArrayLike],
     n_resamples: int = 1000,

@@ -105,3 +105,16 @@ def test_cli_run_with_overrides(tmp_path, capsys):
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_resolves(path):
     resolve(load_config(path))
+
+
+def test_explicit_mf_reports_rating_errors_with_intervals_that_contain_them():
+    config = {"dataset": {"name": "movielens-100k"}, "protocol": {"name": "random", "test": 0.1, "val": 0.05},
+              "model": {"name": "mf", "loss": "mse", "dim": 16, "reg": 0.05},
+              "train": {"epochs": 3, "lr": 0.005, "monitor": "rmse", "mode": "min", "progress": False},
+              "evaluate": {"metrics": ["rmse", "mae", "like_f1"], "bootstrap": 100}}
+    res = run(config)
+    for name in ("rmse", "mae"):
+        m = res["metrics"][name]
+        assert m["low"] < m["mean"] < m["high"] and m["n"] == 10_000
+    assert res["metrics"]["rmse"]["mean"] < 1.05  # the global-mean predictor scores about 1.12 here
+    assert 0.0 < res["metrics"]["like_f1"]["mean"] < 1.0

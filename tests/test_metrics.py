@@ -280,3 +280,17 @@ def test_summarize():
         mean, low, high = bootstrap_ci(values, n_resamples=300, seed=3)
         assert out[name] == {"mean": mean, "low": low, "high": high, "n": 120}
         assert out[name]["mean"] == pytest.approx(values.mean())
+
+
+def test_bootstrap_ratio_ci_pools_over_ratings_and_contains_the_value():
+    from cdtl.metrics import bootstrap_ratio_ci
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 50, size=300).astype(float)
+    sq = rng.gamma(2.0, 0.4, size=300) * counts  # per-user sums of squared errors
+    value, low, high = bootstrap_ratio_ci(sq, counts, n_resamples=500, seed=1)
+    assert value == pytest.approx(sq.sum() / counts.sum())
+    assert low < value < high
+    assert bootstrap_ratio_ci(sq, counts, n_resamples=500, seed=1) == (value, low, high)
+    with pytest.raises(ValueError, match="positive"):
+        bootstrap_ratio_ci([1.0], [0.0])
