@@ -74,6 +74,13 @@ def test_recorded_results_in_expected_ranges(stem: str):
         assert low <= records[name] <= high, f"{stem}: {name} = {records[name]} outside [{low}, {high}]"
 
 
+def test_every_chapter_has_expected_results():
+    from notebooks import toc_files
+
+    missing = [p.stem for p in toc_files() if p.stem not in EXPECTED]
+    assert not missing, f"chapters without expected recorded results: {missing}"
+
+
 @pytest.mark.parametrize("stem", sorted(RELATIONS))
 def test_recorded_results_keep_their_relations(stem: str):
     records = chapter_records(ROOT / "chapters" / f"{stem}.ipynb")
