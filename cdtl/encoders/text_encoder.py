@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from cdtl.encoders.cache import EmbeddingCache, text_key
 from cdtl.progress import enabled, tqdm
+from cdtl.train import choose_device
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 POOLINGS = ("auto", "mean", "cls", "last")
@@ -95,7 +96,7 @@ class TextEncoder:
         self.normalize = bool(normalize)
         self.batch_size = batch_size
         self.chunk_size = chunk_size
-        self.device = _resolve_device(device)
+        self.device = choose_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
 
         self.model_name, self.model_dir = _resolve_model(model)
@@ -317,18 +318,6 @@ def _max_positions(config: Any) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'")
-    return resolved
 
 
 def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
