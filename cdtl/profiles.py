@@ -26,6 +26,11 @@ class Profile:
     max_text_length: int  # tokens kept per item text
     bootstrap: int  # bootstrap resamples for confidence intervals
     plot_sample: int  # points drawn in scatter plots
+    finetune_users: int  # users whose histories fine-tune the language model (0: every user)
+    finetune_epochs: int  # epochs of language-model fine-tuning
+    finetune_freeze_layers: int  # lowest transformer layers kept frozen while fine-tuning
+    finetune_max_history: int  # history items per user in the two-tower user tower
+    finetune_batch_size: int  # users per fine-tuning batch
 
     def as_dict(self) -> dict[str, Any]:
         """The profile as plain JSON-ready values (for metrics.json and recorded results)."""
@@ -46,6 +51,11 @@ PROFILES: dict[str, Profile] = {
         max_text_length=32,
         bootstrap=200,
         plot_sample=2_000,
+        finetune_users=256,
+        finetune_epochs=1,
+        finetune_freeze_layers=5,
+        finetune_max_history=5,
+        finetune_batch_size=32,
     ),
     "full": Profile(
         name="full",
@@ -60,6 +70,11 @@ PROFILES: dict[str, Profile] = {
         max_text_length=64,
         bootstrap=1_000,
         plot_sample=20_000,
+        finetune_users=0,
+        finetune_epochs=1,
+        finetune_freeze_layers=2,
+        finetune_max_history=20,
+        finetune_batch_size=64,
     ),
 }
 

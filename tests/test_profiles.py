@@ -34,7 +34,7 @@ def test_profile_overrides_and_errors(monkeypatch):
 
 def test_smoke_is_smaller_than_full_in_every_size():
     smoke, full = cdtl.PROFILES["smoke"], cdtl.PROFILES["full"]
-    for field in ("epochs", "batch_size", "embedding_dim", "bootstrap", "plot_sample"):
+    for field in ("epochs", "batch_size", "embedding_dim", "bootstrap", "plot_sample", "finetune_max_history"):
         assert getattr(smoke, field) < getattr(full, field), field
     assert len(smoke.seeds) <= len(full.seeds)
 
