@@ -276,7 +276,7 @@ class TextEncoder:
         if self._takes_positions and self.padding_side == "left":  # else every token shifts by the padding
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = self._backbone(**inputs).last_hidden_state.float()
-        pooled = _pool(hidden, mask, self.pooling)
+        pooled = pool(hidden, mask, self.pooling)
         if self.normalize:
             pooled = F.normalize(pooled, dim=-1)
         return pooled.cpu()
@@ -291,7 +291,7 @@ class TextEncoder:
         return tqdm(total=n_batches, desc="encode", unit="batch", disable=not enabled() or n_batches == 0, leave=False)
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """One vector per row of ``hidden`` (B, L, D) from the tokens where ``mask`` (B, L) is 1."""
     if pooling == "mean":
         weights = mask.unsqueeze(-1).to(hidden.dtype)
