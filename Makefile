@@ -9,7 +9,6 @@ PROFILE := $(or $(CDTL_PROFILE),full)
 
 # datasets are cached inside the repository unless the caller points elsewhere
 export CDTL_DATA_DIR ?= $(CURDIR)/data/cache
-export MPLBACKEND ?= Agg
 
 .PHONY: help install test book clean-book clean
 
