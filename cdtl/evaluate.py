@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cdtl.metrics import like_prf, mae, ranking_metrics, rmse, summarize, topk_from_scores
+from cdtl.metrics import bootstrap_ratio_ci, like_prf, mae, ranking_metrics, rmse, summarize, topk_from_scores
 
 
 def _users_array(users: Any, name: str = "users") -> np.ndarray:
@@ -118,6 +118,7 @@ def evaluate_ratings(
         "users": who,
         "abs_error": np.bincount(inverse, weights=np.abs(pred - r)) / counts,
         "sq_error": np.bincount(inverse, weights=(pred - r) ** 2) / counts,
+        "counts": counts,
     }
     return out
 
@@ -155,3 +156,30 @@ def report(per_user: dict[str, np.ndarray], n_resamples: int = 1000, seed: int =
     """{metric: {mean, low, high, n}}: the per-user means with 95% bootstrap intervals (``cdtl.metrics.summarize``)."""
     arrays = {k: v for k, v in per_user.items() if k != "users"}
     return summarize(arrays, n_resamples=n_resamples, seed=seed)
+
+
+def rating_report(
+    result: dict[str, Any], metrics: Iterable[str] = ("mae", "rmse"), n_resamples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """{metric: {mean, low, high, n}} for ``evaluate_ratings``'s result.
+
+    MAE and RMSE are pooled over ratings (as the literature reports them) with 95 %
+    intervals from resampling users; ``like_precision``/``like_recall``/``like_f1`` are
+    reported over all held-out ratings without an interval.
+    """
+    per_user = result["per_user"]
+    counts = np.asarray(per_user["counts"], dtype=np.float64)
+    n = int(counts.sum())
+    out: dict[str, dict[str, float]] = {}
+    for name in metrics:
+        if name == "mae":
+            value, low, high = bootstrap_ratio_ci(per_user["abs_error"] * counts, counts, n_resamples, seed=seed)
+        elif name == "rmse":
+            value, low, high = np.sqrt(bootstrap_ratio_ci(per_user["sq_error"] * counts, counts, n_resamples, seed=seed))
+        elif name in ("like_precision", "like_recall", "like_f1"):
+            out[name] = {"mean": float(result[name.removeprefix("like_")]), "n": n}
+            continue
+        else:
+            raise ValueError(f"unknown rating metric {name!r}; valid: mae, rmse, like_precision, like_recall, like_f1")
+        out[name] = {"mean": float(value), "low": float(low), "high": float(high), "n": n}
+    return out

@@ -19,8 +19,7 @@ import yaml
 from cdtl.data import cold_start_split, load
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.protocols import per_user_split, random_split
-from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, report
-from cdtl.metrics import bootstrap_ratio_ci
+from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, rating_report, report
 from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
 from cdtl.models.mf import LOSSES, MF
 from cdtl.train import TrainConfig, choose_device, fit, set_seed
@@ -48,7 +47,7 @@ class ConfigError(ValueError):
     """An experiment configuration that cannot run; the message lists the valid choices."""
 
 
-def _merge(defaults: dict[str, Any], given: dict[str, Any], where: str) -> dict[str, Any]:
+def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str) -> dict[str, Any]:
     out = copy.deepcopy(defaults)
     for key, value in given.items():
         if key not in defaults:
@@ -56,7 +55,7 @@ def _merge(defaults: dict[str, Any], given: dict[str, Any], where: str) -> dict[
         if isinstance(defaults[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key!r} must be a mapping, got {value!r}")
-            out[key] = _merge(defaults[key], value, f"{where}{key}.")
+            out[key] = merge_config(defaults[key], value, f"{where}{key}.")
         else:
             out[key] = value
     return out
@@ -76,7 +75,7 @@ def set_value(config: dict[str, Any], assignment: str) -> None:
 
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
-    cfg = _merge(DEFAULTS, config, "")
+    cfg = merge_config(DEFAULTS, config, "")
     if cfg["protocol"]["name"] not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {cfg['protocol']['name']!r}; valid choices: {', '.join(PROTOCOLS)}")
     model = cfg["model"]
@@ -171,8 +170,32 @@ def _rating(cfg, model: MF, part: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+# Experiments that compare several models have their own schema and runner, named by the
+# config's top-level ``kind``; without ``kind`` a config is one model on one protocol (below).
+KINDS = {
+    "single": "cdtl.experiment",
+    "transfer": "cdtl.comparisons.transfer",
+    "fusion": "cdtl.comparisons.fusion",
+    "multitask": "cdtl.comparisons.multitask",
+}
+
+
+def runner(config: dict[str, Any]) -> Any:
+    """The module that runs ``config``: it has ``resolve``, ``run``, ``format_table`` and ``size``."""
+    import importlib
+
+    kind = config.get("kind", "single") if isinstance(config, dict) else "single"
+    if kind not in KINDS:
+        raise ConfigError(f"unknown kind {kind!r}; valid choices: {', '.join(KINDS)}")
+    return importlib.import_module(KINDS[kind])
+
+
 def run(config: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, Any]:
     """Run an experiment end to end; return (and write to ``out_dir/metrics.json``) its results."""
+    module = runner(config)
+    if module.__name__ != __name__:
+        return module.run(config, out_dir)
+    config = {k: v for k, v in config.items() if k != "kind"}
     started = time.perf_counter()
     cfg = resolve(config)
     set_seed(cfg["seed"])
@@ -224,19 +247,7 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, 
         metrics.update(report(_ranking(cfg, scorer, test, seen_csr), cfg["evaluate"]["bootstrap"], cfg["seed"]))
     if rating:
         res = _rating(cfg, model, test)
-        _, counts = np.unique(test["u"].to_numpy(), return_counts=True)
-        per_user = res["per_user"]  # users sorted, as np.unique gives them
-        n_boot, seed = cfg["evaluate"]["bootstrap"], cfg["seed"]
-        pooled = {  # errors pooled over ratings, users resampled for the interval
-            "mae": bootstrap_ratio_ci(per_user["abs_error"] * counts, counts, n_boot, seed=seed),
-            "rmse": tuple(np.sqrt(bootstrap_ratio_ci(per_user["sq_error"] * counts, counts, n_boot, seed=seed))),
-        }
-        for name in rating:
-            if name in pooled:
-                value, low, high = pooled[name]
-                metrics[name] = {"mean": float(value), "low": float(low), "high": float(high), "n": int(len(test))}
-            else:  # like precision / recall / F1 over all held-out ratings
-                metrics[name] = {"mean": float(res[name.removeprefix("like_")]), "n": int(len(test))}
+        metrics.update(rating_report(res, rating, cfg["evaluate"]["bootstrap"], cfg["seed"]))
 
     epoch_seconds = [h["seconds"] for h in history]
     results = {
@@ -258,7 +269,7 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(results, indent=2, default=_json_default))
+        (out / "metrics.json").write_text(json.dumps(results, indent=2, default=json_default))
     return results
 
 
@@ -267,7 +278,7 @@ def load_scale(cfg: dict[str, Any]) -> tuple[float, float] | None:
     return (1.0, 5.0) if cfg["dataset"]["name"].startswith("movielens") else None
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -315,6 +326,12 @@ def for_profile(stem: str, profile: Any, overrides: list[str] | None = None) -> 
     ``cdtl run`` share one set of hyper-parameters.
     """
     config = load_config(f"{stem}_{DATASET_TAGS[profile.movielens]}")
+    module = runner(config)
+    if module.__name__ != __name__:
+        config = module.size(config, profile)
+        for assignment in overrides or []:
+            set_value(config, assignment)
+        return config
     config.setdefault("train", {})
     config["train"]["epochs"] = min(int(config["train"].get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
@@ -325,6 +342,9 @@ def for_profile(stem: str, profile: Any, overrides: list[str] | None = None) -> 
 
 def format_table(results: dict[str, Any]) -> str:
     """A plain-text table of the test metrics with their 95 % intervals."""
+    module = runner(results.get("config", {}))
+    if module.__name__ != __name__:
+        return module.format_table(results)
     lines = [f"{results['name']}  (seed {results['seed']}, {results['epochs_run']} epochs, best epoch "
              f"{results['best_epoch']}, {results['wall_seconds']:.1f} s on {results['device']})",
              f"{'metric':<16}{'test':>10}{'95% CI':>22}{'n':>8}"]

@@ -11,7 +11,9 @@ proposed profile field of the same name (smoke 256, full 0 = every user).
 
 from __future__ import annotations
 
-EXPECTED_03: dict[str, dict[str, tuple[float, float]]] = {
+STEM = "03_language_model_encoders"
+
+EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
     "smoke": {  # MovieLens 100K, action -> comedy, 20 % cold, seed 0; measured values in the comments
         "catalogue_items": (949, 949),
         "embedding_dim": (384, 384),

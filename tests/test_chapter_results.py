@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 import cdtl
@@ -57,12 +59,13 @@ RELATIONS = {
         ("coldstart_mf_ndcg10", "==", "coldstart_popularity_ndcg10"),  # MF falls back to popularity for cold users
     ],
 }
-try:  # chapters written alongside keep their ranges next to this file
-    from expected_03 import EXPECTED_03
-except ImportError:  # pragma: no cover
-    EXPECTED_03 = None
-if EXPECTED_03 is not None:
-    EXPECTED["03_language_model_encoders"] = EXPECTED_03
+# Later chapters keep their ranges next to this file, one module each: tests/expected_NN.py
+# defines STEM (the notebook), EXPECTED ({profile: ranges}) and optionally RELATIONS.
+for _path in sorted((ROOT / "tests").glob("expected_*.py")):
+    _module = importlib.import_module(_path.stem)
+    EXPECTED[_module.STEM] = _module.EXPECTED
+    if getattr(_module, "RELATIONS", None):
+        RELATIONS[_module.STEM] = _module.RELATIONS
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
