@@ -1,0 +1,92 @@
+"""What every cross-domain model shares: a cold user's target-domain scores come from a user vector built on the source side."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TRANSFER_LOSSES = ("mse", "bpr")
+
+
+class TargetScorer(nn.Module):
+    """Target-domain scores ``y_uj = g + b_u + c_j + u^T w_j`` for models that build ``(u, b_u)`` their own way.
+
+    A subclass defines ``user_side(users) -> (vectors (B, d), biases (B,))`` - how a user is
+    represented in the target domain - and ``item_side(items) -> (vectors (..., d), biases (...))``
+    for any shape of item indices (``None``: every target item). This class turns them into
+
+    - ``score_all(users)``: (B, n_target_items) scores, for full ranking;
+    - ``predict(users, items)``: ratings, clamped into ``rating_scale`` when given;
+    - ``loss(batch)``: the target-domain training loss, ``"mse"`` on (user, item, rating) batches
+      or ``"bpr"`` on (user, pos, neg) batches (``cdtl.models.batches``).
+
+    ``global_bias`` g is a buffer (set it to the training mean rating for ``"mse"``).
+    """
+
+    def __init__(self, loss: str = "bpr", *, global_mean: float = 0.0,
+                 rating_scale: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        if loss not in TRANSFER_LOSSES:
+            raise ValueError(f"loss must be one of {TRANSFER_LOSSES}, got {loss!r}")
+        self.loss_name = loss
+        self.rating_scale = rating_scale
+        self.register_buffer("global_bias", torch.tensor(float(global_mean)))
+
+    def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def item_side(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def _pairs(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of user b with items[b] ((B,) or (B, K) items)."""
+        u, b = self.user_side(users)
+        w, c = self.item_side(items)
+        if items.dim() == 1:
+            return (u * w).sum(-1) + b + c + self.global_bias
+        return (u.unsqueeze(1) * w).sum(-1) + b.unsqueeze(1) + c + self.global_bias
+
+    @torch.no_grad()
+    def score_all(self, users: Tensor) -> Tensor:
+        """(len(users), n_target_items) scores, without dropout or gradients."""
+        was_training = self.training
+        self.eval()
+        users = users.to(self.global_bias.device)
+        u, b = self.user_side(users)
+        w, c = self.item_side(None)
+        self.train(was_training)
+        return u @ w.T + c + b.unsqueeze(1) + self.global_bias
+
+    @torch.no_grad()
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        """Predicted ratings of (user, item) pairs, clamped into ``rating_scale`` when the model has one."""
+        was_training = self.training
+        self.eval()
+        device = self.global_bias.device
+        y = self._pairs(users.to(device), items.to(device))
+        self.train(was_training)
+        return y.clamp(*self.rating_scale) if self.rating_scale is not None else y
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """Target-domain loss of one batch: squared error on ratings, or BPR on (pos, neg) pairs."""
+        if self.loss_name == "mse":
+            y = self._pairs(batch["user"], batch["item"])
+            return F.mse_loss(y, batch["rating"].to(y.dtype))
+        neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
+        y = self._pairs(batch["user"], torch.cat([batch["pos"].unsqueeze(1), neg], dim=1))
+        return -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
+
+
+def frozen(tensor: Tensor) -> Tensor:
+    """A detached float32 copy, to register as a buffer: pretrained parts a bridge reads but never trains."""
+    return tensor.detach().float().clone().cpu()
+
+
+def mlp(d_in: int, hidden: int, d_out: int, dropout: float = 0.0) -> nn.Sequential:
+    """The small two-layer network every bridge uses: Linear, ReLU, (Dropout), Linear."""
+    layers: list[nn.Module] = [nn.Linear(d_in, hidden), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(hidden, d_out))
+    return nn.Sequential(*layers)
