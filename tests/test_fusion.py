@@ -240,3 +240,12 @@ def test_bridge_config_passes_through_and_size_caps_base_epochs():
     assert sized["mf"]["train"]["epochs"] == profile("smoke").epochs
     assert sized["evaluate"]["bootstrap"] == profile("smoke").bootstrap
     comparison.resolve(sized)
+
+
+def test_the_language_model_bridge_is_a_config_switch_sized_like_the_rest():
+    sized = comparison.size({"kind": "fusion", "scorers": ["mf", "lm_bridge", "popularity"]}, profile("smoke"))
+    bridge = sized["lm_bridge"]["config"]
+    assert bridge["lm"]["epochs"] <= profile("smoke").epochs
+    assert bridge["lm"]["max_length"] == profile("smoke").max_text_length
+    cfg = comparison.resolve(sized)
+    assert cfg["scorers"] == ["mf", "lm_bridge", "popularity"] and cfg["lm_bridge"]["model"] == "lm_bridge"
