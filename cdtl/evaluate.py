@@ -183,3 +183,40 @@ def rating_report(
             raise ValueError(f"unknown rating metric {name!r}; valid: mae, rmse, like_precision, like_recall, like_f1")
         out[name] = {"mean": float(value), "low": float(low), "high": float(high), "n": n}
     return out
+
+
+def recall_by_item_group(
+    score_all: Callable[[Tensor], Tensor],
+    users: np.ndarray,
+    relevant: Sequence[np.ndarray],
+    item_group: np.ndarray,
+    k: int = 10,
+    exclude_csr: Any = None,
+    batch_size: int = 2048,
+) -> dict[Any, dict[str, float]]:
+    """{group: {held_out, hits, recall}}: of the held-out items in each item group, the share that reached a top ``k``.
+
+    ``item_group[j]`` labels item j (e.g. a bucket of its training popularity). Tells which
+    items a model can surface: a model of ids cannot recommend items it never saw in training,
+    a model of text can.
+    """
+    groups = np.asarray(item_group)
+    users = _users_array(users)
+    if len(relevant) != len(users):
+        raise ValueError(f"relevant has {len(relevant)} entries but users has {len(users)}")
+    held: dict[Any, int] = {}
+    hits: dict[Any, int] = {}
+    with torch.no_grad():
+        for start in range(0, len(users), int(batch_size)):
+            batch = users[start : start + int(batch_size)]
+            scores = score_all(torch.tensor(batch)).float()
+            if scores.shape[1] != len(groups):
+                raise ValueError(f"score_all returned {scores.shape[1]} items but item_group labels {len(groups)}")
+            exclude = None if exclude_csr is None else exclude_csr[batch]
+            top = topk_from_scores(scores, k, exclude).cpu().numpy()
+            for row, rel in zip(top, relevant[start : start + len(batch)]):
+                found = np.isin(rel, row)
+                for g, f in zip(groups[np.asarray(rel)], found):
+                    held[g] = held.get(g, 0) + 1
+                    hits[g] = hits.get(g, 0) + int(f)
+    return {g: {"held_out": held[g], "hits": hits[g], "recall": hits[g] / held[g]} for g in sorted(held)}

@@ -31,6 +31,7 @@ class Profile:
     finetune_freeze_layers: int  # lowest transformer layers kept frozen while fine-tuning
     finetune_max_history: int  # history items per user in the two-tower user tower
     finetune_batch_size: int  # users per fine-tuning batch
+    amazon_users: int  # users sampled from the Amazon pair for a quick run (0: every user)
 
     def as_dict(self) -> dict[str, Any]:
         """The profile as plain JSON-ready values (for metrics.json and recorded results)."""
@@ -56,6 +57,7 @@ PROFILES: dict[str, Profile] = {
         finetune_freeze_layers=5,
         finetune_max_history=5,
         finetune_batch_size=32,
+        amazon_users=2_000,
     ),
     "full": Profile(
         name="full",
@@ -75,6 +77,7 @@ PROFILES: dict[str, Profile] = {
         finetune_freeze_layers=2,
         finetune_max_history=20,
         finetune_batch_size=64,
+        amazon_users=0,
     ),
 }
 

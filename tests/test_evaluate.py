@@ -143,3 +143,14 @@ def test_slice_users_and_report():
     assert summary["recall@10"]["mean"] == pytest.approx(0.625) and summary["recall@10"]["n"] == 4
     assert summary["ndcg@10"]["low"] <= 0.3 <= summary["ndcg@10"]["high"]
     assert report(per_user, n_resamples=200, seed=0) == summary
+
+
+def test_recall_by_item_group_counts_hits_per_group():
+    from cdtl.evaluate import recall_by_item_group
+
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    out = recall_by_item_group(lambda u: scores[u], np.array([0, 1]), [np.array([0, 3]), np.array([0, 3])],
+                               np.array(["head", "head", "tail", "tail"]), k=1)
+    assert out == {"head": {"held_out": 2, "hits": 1, "recall": 0.5}, "tail": {"held_out": 2, "hits": 1, "recall": 0.5}}
+    with pytest.raises(ValueError, match="item_group labels 3"):
+        recall_by_item_group(lambda u: scores[u], np.array([0]), [np.array([0])], np.array([0, 1, 2]), k=1)

@@ -212,3 +212,17 @@ def test_lm_bridge_ranks_target_items_nobody_trained_on_by_their_text():
     noise = share_right("lm_bridge", torch.randn(len(data.items), 8, generator=torch.Generator().manual_seed(1)))
     assert lm >= 0.9, f"LM bridge put the in-taste unseen item first for only {lm:.0%} of cold users"
     assert lm > cmf + 0.2 and lm > noise + 0.2, (lm, cmf, noise)
+
+
+def test_sample_users_keeps_whole_histories():
+    from cdtl.data.sampling import sample_users
+
+    data = toy()
+    small = sample_users(data, 10, seed=3)
+    assert small.interactions["user"].nunique() == 10
+    for user, part in small.interactions.groupby("user"):
+        assert len(part) == (data.interactions["user"] == user).sum()
+    assert set(small.items["item"]) == set(small.interactions["item"])
+    assert small.notes["sample"]["of_users"] == N_USERS
+    with pytest.raises(ValueError, match="n_users"):
+        sample_users(data, 0)

@@ -15,6 +15,7 @@ import torch
 
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
+from cdtl.data.sampling import sample_users
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, rating_report, report
 from cdtl.experiment import RANKING, ConfigError, json_default, merge_config, versions
 from cdtl.models.batches import bpr_batches, rating_batches
@@ -43,14 +44,14 @@ DEFAULTS: dict[str, Any] = {
     "kind": "transfer",
     "name": "transfer",
     "seeds": [0],
-    "dataset": {"name": "movielens-100k", "domains": "genre"},
+    "dataset": {"name": "movielens-100k", "domains": "genre", "sample_users": None},  # sample: a quick run
     "protocol": {"source": "action", "target": "comedy", "cold_ratios": [0.2], "val_fraction": 0.5},
     "models": list(MODELS),
     "tasks": list(TASKS),
     "mf": {"ranking": dict(_MF), "rating": {**_MF, "lr": 0.002, "reg": 0.05}},  # per-domain MF of each task
     "mapping": {**_BRIDGE, "lr": 0.005, "epochs": 100, "patience": 5, "batch_size": 256},  # EMCDR
     "ptupcdr": {**_BRIDGE, "max_history": 50},
-    "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},
+    "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
     "lm": {**_BRIDGE, "model": None, "max_length": 64, "encode_batch_size": 64, "adaptor": "linear",
            "dim": 64, "hidden": 256, "dropout": 0.1},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "per_user": True},
@@ -91,6 +92,8 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     config["lm"]["max_length"] = profile.max_text_length
     config["lm"]["encode_batch_size"] = profile.encode_batch_size
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    if cfg["dataset"]["name"].startswith("amazon"):  # the Amazon pair is sampled for quick profiles
+        config.setdefault("dataset", {})["sample_users"] = profile.amazon_users or None
     return config
 
 
@@ -201,8 +204,8 @@ def _monitor(cfg: dict[str, Any], task: str) -> str:
     return next((m for m in metrics if m.startswith("ndcg@")), metrics[0])
 
 
-class _Context:
-    """What every model of one (seed, cold ratio, task) needs: the data, the per-domain MFs, text vectors."""
+class Workbench:
+    """Trains the models of one (split, task, seed): per-domain MFs once, then any model by name (``build``)."""
 
     def __init__(self, cd: CrossDomainData, task: str, cfg: dict[str, Any], seed: int, source_mf: MF | None,
                  text: torch.Tensor | None) -> None:
@@ -248,10 +251,13 @@ class _Context:
         """(n_users, D): each user's mean source-item text vector (zero without source history)."""
         from cdtl.encoders.users import mean_pool
 
+        if getattr(self, "_user_text", None) is not None:
+            return self._user_text
         items, mask = self.cd.source_histories(None)
         src_text = self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.source))]
         lists = [row[m].numpy() for row, m in zip(items, mask)]
-        return mean_pool(src_text, lists, empty="zeros")
+        self._user_text = mean_pool(src_text, lists, empty="zeros")
+        return self._user_text
 
     def lm_bridge(self) -> LMBridge:
         lm = self.cfg["lm"]
@@ -292,15 +298,14 @@ class _Context:
         c, cd, task = self.cfg["cmf"], self.cd, self.task
         rating = task == "rating"
         model = CMF(cd.n_users, cd.n_source_items, cd.n_target_items, int(c["dim"]), loss="mse" if rating else "bpr",
-                    alpha=float(c["alpha"]),
+                    alpha=float(c["alpha"]), reg=float(c["rating_reg"] if rating else c["reg"]),
                     source_mean=float(cd.source_train["rating"].mean()) if rating else 0.0,
                     target_mean=float(cd.target_train["rating"].mean()) if rating else 0.0, rating_scale=self.scale)
         size = int(c["batch_size"])
         batches = domain_batches(
             _target_batches(cd.source_train, cd.n_source_items, task, size, int(c["n_negatives"]), cd.n_users),
             _target_batches(cd.target_train, cd.n_target_items, task, size, int(c["n_negatives"]), cd.n_users))
-        section = {**c, "lr": c["rating_lr"] if rating else c["lr"],
-                   "weight_decay": c["rating_reg"] if rating else c["weight_decay"]}
+        section = {**c, "lr": c["rating_lr"] if rating else c["lr"]}
         return self.fit_bridge(model, section, batches)
 
 
@@ -320,16 +325,22 @@ def item_text_vectors(cfg: dict[str, Any], items: pd.DataFrame) -> torch.Tensor:
 # --------------------------------------------------------------------------- the comparison
 
 
-def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any = None) -> dict[str, Any]:
+def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any = None,
+        keep_models: bool = False) -> dict[str, Any]:
     """Run every model at every cold ratio and seed; return the results (and write metrics.json, per_user.csv).
 
     ``data`` (a two-domain ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the
-    config's dataset: your own data through the same protocol and models.
+    config's dataset: your own data through the same protocol and models. With
+    ``keep_models`` the results also hold, for the first seed and cold ratio, the encoded
+    split (``"data"``) and every trained model (``"models"``: ``{(task, name): Scorer}``),
+    to look inside them.
     """
     started = time.perf_counter()
     cfg = resolve(config)
     ds, proto = cfg["dataset"], cfg["protocol"]
     data = load(ds["name"], ds["domains"]) if data is None else data
+    if ds["sample_users"]:
+        data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0])
     for domain in (proto["source"], proto["target"]):
         if domain not in data.domains:
             raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")
@@ -342,6 +353,7 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
 
     rows: list[dict[str, Any]] = []
     per_user: list[pd.DataFrame] = []
+    kept: dict[Any, Any] = {}
     splits: list[dict[str, Any]] = []
     for seed in cfg["seeds"]:
         source_mfs: dict[str, MF] = {}  # the source MF does not depend on the cold ratio: train it once per seed
@@ -356,12 +368,14 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
                 if needs_source and task not in source_mfs:
                     source_mfs[task] = train_mf(cd.source_train, cd.n_users, cd.n_source_items, task,
                                                 cfg["mf"][task], seed, _rating_scale(cd) if task == "rating" else None)
-                ctx = _Context(cd, task, cfg, seed, source_mfs.get(task), text)
+                ctx = Workbench(cd, task, cfg, seed, source_mfs.get(task), text)
                 for name in cfg["models"]:
                     if task == "rating" and name == "popularity":
                         continue  # popularity ranks, it does not predict ratings
                     tick = time.perf_counter()
                     scorer = ctx.build(name)
+                    if keep_models and seed == cfg["seeds"][0] and ratio == proto["cold_ratios"][0]:
+                        kept["data"], kept.setdefault("models", {})[(task, name)] = cd, scorer
                     out = evaluate_users(scorer, cd, "test", task, cfg)
                     seconds = time.perf_counter() - tick
                     if task == "ranking":
@@ -394,6 +408,7 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
         if per_user:
             pd.concat(per_user, ignore_index=True).to_csv(out / "per_user.csv", index=False)
     results["per_user"] = pd.concat(per_user, ignore_index=True) if per_user else None
+    results.update(kept)
     return results
 
 
@@ -451,8 +466,8 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
     if name in ("emcdr_linear", "emcdr_mlp", "ptupcdr", "ptupcdr_lm"):
         source_mf = train_mf(cd.source_train, cd.n_users, cd.n_source_items, task, cfg["mf"][task], seed,
                              _rating_scale(cd) if task == "rating" else None)
-    return _Context(cd, task, cfg, seed, source_mf, text).build(name)
+    return Workbench(cd, task, cfg, seed, source_mf, text).build(name)
 
 
-__all__ = ["DEFAULTS", "MODELS", "TASKS", "Scorer", "evaluate_users", "fit_model", "format_table", "resolve", "run",
+__all__ = ["DEFAULTS", "MODELS", "TASKS", "Scorer", "Workbench", "evaluate_users", "fit_model", "format_table", "resolve", "run",
            "size", "table", "train_mf"]

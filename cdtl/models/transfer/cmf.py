@@ -25,16 +25,19 @@ class CMF(TargetScorer):
 
     ``loss(batch)`` reads ``batch["domain"]`` (0 source, 1 target) and weighs the source
     loss by ``alpha`` and the target loss by ``1 - alpha`` (times 2, so ``alpha=0.5`` is the
-    plain sum); ``domain_batches`` interleaves batches of both domains.
+    plain sum); ``domain_batches`` interleaves batches of both domains. ``reg`` adds, as in
+    ``MF``, reg times the batch mean of the squared norms of the vectors and biases it looks up.
     """
 
     def __init__(self, n_users: int, n_source_items: int, n_target_items: int, dim: int = 64, *,
-                 loss: str = "bpr", alpha: float = 0.5, init_std: float = 0.01, source_mean: float = 0.0,
+                 loss: str = "bpr", alpha: float = 0.5, reg: float = 0.0, init_std: float = 0.01, source_mean: float = 0.0,
                  target_mean: float = 0.0, rating_scale: tuple[float, float] | None = None) -> None:
         super().__init__(loss, global_mean=target_mean, rating_scale=rating_scale)
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha}")
-        self.alpha = float(alpha)
+        if reg < 0:
+            raise ValueError(f"reg must be >= 0, got {reg}")
+        self.alpha, self.reg = float(alpha), float(reg)
         self.user_emb = nn.Embedding(n_users, dim)
         self.user_bias = nn.Embedding(n_users, 1)
         self.items = nn.ModuleList([nn.Embedding(n_source_items, dim), nn.Embedding(n_target_items, dim)])
@@ -63,11 +66,16 @@ class CMF(TargetScorer):
         if self.loss_name == "mse":
             w, c = self.item_side(batch["item"], domain)
             y = (u * w).sum(-1) + b + c + g
-            return weight * F.mse_loss(y, batch["rating"].to(y.dtype))
-        neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
-        w, c = self.item_side(torch.cat([batch["pos"].unsqueeze(1), neg], 1), domain)
-        y = (u.unsqueeze(1) * w).sum(-1) + c
-        return weight * -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
+            loss = F.mse_loss(y, batch["rating"].to(y.dtype))
+        else:
+            neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
+            w, c = self.item_side(torch.cat([batch["pos"].unsqueeze(1), neg], 1), domain)
+            y = (u.unsqueeze(1) * w).sum(-1) + c
+            loss = -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
+        if self.reg:
+            n = u.shape[0]
+            loss = loss + self.reg * ((u ** 2).sum() + (b ** 2).sum() + (w ** 2).sum() + (c ** 2).sum()) / n
+        return weight * loss
 
 
 class DomainBatches:

@@ -1,0 +1,32 @@
+"""Smaller versions of a dataset for quick runs: a seeded sample of users, with every interaction of theirs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from cdtl.data.tables import RecData
+
+
+def sample_users(data: RecData, n_users: int, *, seed: int = 0) -> RecData:
+    """``data`` restricted to ``n_users`` users drawn without replacement (seeded), and to the items they touched.
+
+    Every interaction of a kept user is kept (so each user's history is whole); items no kept
+    user interacted with are dropped from the catalogue. The sizes are recorded in ``notes["sample"]``.
+    """
+    if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
+        raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
+    users = np.sort(data.interactions["user"].unique())
+    if n_users >= len(users):
+        return data
+    kept = np.random.default_rng(seed).choice(users, int(n_users), replace=False)
+    inter = data.interactions[data.interactions["user"].isin(kept)].reset_index(drop=True)
+    items = data.items[data.items["item"].isin(inter["item"])].reset_index(drop=True)
+    user_table = None if data.users is None else data.users[data.users["user"].isin(kept)].reset_index(drop=True)
+    notes = {**data.notes, "sample": {"users": int(n_users), "of_users": int(len(users)), "seed": int(seed),
+                                       "items": int(len(items)), "of_items": int(len(data.items))}}
+    return replace(data, interactions=inter, items=items, users=user_table, notes=notes)
+
+
+__all__ = ["sample_users"]
