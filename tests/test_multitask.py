@@ -152,7 +152,7 @@ def test_a_task_absent_from_a_batch_adds_no_loss_and_no_gradient(arch, weighting
     model = _model(arch, weighting=weighting)
     batch = _batch([0, 0, 0, 0])  # only source_rating
     losses = model.task_losses(batch)
-    assert float(losses["target_rating"]) == 0.0
+    assert losses["target_rating"].item() == 0.0
     loss = model.loss(batch)
     assert torch.isfinite(loss)
     loss.backward()
@@ -160,22 +160,22 @@ def test_a_task_absent_from_a_batch_adds_no_loss_and_no_gradient(arch, weighting
         assert p.grad is None or float(p.grad.abs().sum()) == 0.0
     if weighting == "uncertainty":
         assert float(model.log_vars.grad[1]) == 0.0 and float(model.log_vars.grad[0]) != 0.0
-        assert float(loss) == pytest.approx(float(torch.exp(-model.log_vars[0]) * losses["source_rating"]
-                                                  + model.log_vars[0]))
+        assert loss.item() == pytest.approx(float(torch.exp(-model.log_vars[0]).item() * losses["source_rating"].item()
+                                                  + model.log_vars[0].item()))
 
 
 def test_an_all_empty_batch_gives_zero_not_nan():
     model = _model("mmoe", weighting="uncertainty")
     empty = {k: torch.zeros(0, dtype=torch.long) for k in ("user", "item", "task")} | {"label": torch.zeros(0)}
     loss = model.loss(empty)
-    assert float(loss) == 0.0
+    assert loss.item() == 0.0
 
 
 def test_fixed_weights_scale_each_task():
     model = _model("shared_bottom", loss_weights={"source_rating": 2.0, "target_rating": 0.0})
     batch = _batch([0, 1, 0, 1])
     losses = model.task_losses(batch)
-    assert float(model.loss(batch)) == pytest.approx(2.0 * float(losses["source_rating"]))
+    assert model.loss(batch).item() == pytest.approx(2.0 * losses["source_rating"].item())
     assert model.loss_weights() == {"source_rating": 2.0, "target_rating": 0.0}
 
 
