@@ -186,7 +186,7 @@ def test_uncertainty_weights_are_learned():
     _train(model, multitask_batches(TWO, data, N_ITEMS, batch_size=64), epochs=10)
     weights = model.loss_weights()
     assert all(abs(w - 1.0) > 0.1 for w in weights.values())
-    assert weights["source_rating"] == pytest.approx(float(torch.exp(-model.log_vars[0])))
+    assert weights["source_rating"] == pytest.approx(torch.exp(-model.log_vars[0]).item())
 
 
 # --------------------------------------------------------------------------- batches
