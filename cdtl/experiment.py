@@ -74,8 +74,14 @@ def set_value(config: dict[str, Any], assignment: str) -> None:
 
 
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
-    cfg = merge_config(DEFAULTS, config, "")
+    """Fill defaults and check every choice, so a bad config fails before any data is loaded.
+
+    A config with a ``kind`` (see ``KINDS``) is resolved by that kind's module.
+    """
+    module = runner(config)
+    if module.__name__ != __name__:
+        return module.resolve(config)
+    cfg = merge_config(DEFAULTS, {k: v for k, v in config.items() if k != "kind"}, "")
     if cfg["protocol"]["name"] not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {cfg['protocol']['name']!r}; valid choices: {', '.join(PROTOCOLS)}")
     model = cfg["model"]

@@ -226,3 +226,25 @@ def test_sample_users_keeps_whole_histories():
     assert small.notes["sample"]["of_users"] == N_USERS
     with pytest.raises(ValueError, match="n_users"):
         sample_users(data, 0)
+
+
+def test_bridge_only_sample_keeps_users_of_both_domains():
+    from cdtl.data.sampling import sample_users
+
+    data = toy()
+    extra = pd.DataFrame({"user": ["solo"], "item": ["src0"], "timestamp": [0], "domain": ["src"]})
+    data = RecData("toy", pd.concat([data.interactions, extra], ignore_index=True), data.items)
+    small = sample_users(data, 1000, seed=0, bridge_only=True)
+    assert "solo" not in set(small.interactions["user"]) and small.interactions["user"].nunique() == N_USERS
+
+
+def test_group_by_user_keeps_each_users_rows_together():
+    from cdtl.models.batches import group_by_user, rating_batches
+
+    users = np.repeat(np.arange(6), 4)
+    batches = group_by_user(rating_batches(users, np.arange(24) % 5, np.ones(24, dtype=np.float32), batch_size=8))
+    seen = [b["user"].tolist() for b in batches(0, torch.Generator().manual_seed(0))]
+    flat = [u for b in seen for u in b]
+    assert sorted(flat) == sorted(users.tolist())
+    changes = sum(1 for a, b in zip(flat, flat[1:]) if a != b)
+    assert changes == 5  # six users, each in one run of rows

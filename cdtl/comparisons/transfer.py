@@ -18,7 +18,7 @@ from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.sampling import sample_users
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, rating_report, report
 from cdtl.experiment import RANKING, ConfigError, json_default, merge_config, versions
-from cdtl.models.batches import bpr_batches, rating_batches
+from cdtl.models.batches import bpr_batches, group_by_user, rating_batches, softmax_batches
 from cdtl.models.mf import MF
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser, PTUPCDRText, domain_batches, user_batches
 from cdtl.models.transfer.base import TargetScorer
@@ -39,21 +39,27 @@ TASKS = ("ranking", "rating")  # ranking: BPR-trained models, Recall/NDCG; ratin
 RATING_METRICS = ("mae", "rmse")
 
 _MF = {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1}
-_BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "hidden": 128, "weight_decay": 0.0}
+# ranking_loss: how a bridge trained for ranking learns, "bpr" (pairs) or "softmax" (one class among all items)
+_BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "hidden": 128, "weight_decay": 0.0,
+           "ranking_loss": "bpr"}
 DEFAULTS: dict[str, Any] = {
     "kind": "transfer",
     "name": "transfer",
     "seeds": [0],
-    "dataset": {"name": "movielens-100k", "domains": "genre", "sample_users": None},  # sample: a quick run
+    # sample_users: a quick run on that many users active in both domains (and no other user)
+    "dataset": {"name": "movielens-100k", "domains": "genre", "sample_users": None},
     "protocol": {"source": "action", "target": "comedy", "cold_ratios": [0.2], "val_fraction": 0.5},
     "models": list(MODELS),
     "tasks": list(TASKS),
     "mf": {"ranking": dict(_MF), "rating": {**_MF, "lr": 0.002, "reg": 0.05}},  # per-domain MF of each task
     "mapping": {**_BRIDGE, "lr": 0.005, "epochs": 100, "patience": 5, "batch_size": 256},  # EMCDR
-    "ptupcdr": {**_BRIDGE, "max_history": 50},
+    # bridges trained for ranking use the full softmax (better than BPR on validation users, chapter 04)
+    "ptupcdr": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5,
+                "ranking_loss": "softmax", "max_history": 50},
     "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
-    "lm": {**_BRIDGE, "model": None, "max_length": 64, "encode_batch_size": 64, "adaptor": "linear",
-           "dim": 64, "hidden": 256, "dropout": 0.1},
+    "lm": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
+           "model": None, "max_length": 64, "encode_batch_size": 64,  # the language model and its text length
+           "adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "per_user": True},
 }
 
@@ -76,6 +82,9 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"protocol.cold_ratios must lie strictly between 0 and 1, got {ratio!r}")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [0]")
+    for section in ("mapping", "ptupcdr", "lm"):
+        if cfg[section]["ranking_loss"] not in ("bpr", "softmax"):
+            raise ConfigError(f"{section}.ranking_loss must be 'bpr' or 'softmax', got {cfg[section]['ranking_loss']!r}")
     return cfg
 
 
@@ -107,10 +116,12 @@ def _train_config(section: dict[str, Any], seed: int, monitor: str | None, mode:
 
 
 def _target_batches(frame: pd.DataFrame, n_items: int, task: str, batch_size: int, n_negatives: int = 1,
-                    n_users: int | None = None) -> Callable:
+                    n_users: int | None = None, loss: str = "bpr") -> Callable:
     u, i = frame["u"].to_numpy(), frame["i"].to_numpy()
     if task == "rating":
         return rating_batches(u, i, frame["rating"].to_numpy(np.float32), batch_size)
+    if loss == "softmax":
+        return softmax_batches(u, i, n_items, batch_size)
     from cdtl.data.ids import interaction_matrix
 
     csr = interaction_matrix(u, i, int(n_users if n_users is not None else u.max() + 1), n_items)
@@ -237,15 +248,22 @@ class Workbench:
     def fit_bridge(self, model: TargetScorer, section: dict[str, Any], batches: Callable | None = None) -> TargetScorer:
         """Train a bridge on warm users' target data (or ``batches``), early-stopped on the validation cold users."""
         set_seed(self.seed)
-        if batches is None:
-            batches = _target_batches(self.bridge_train, self.cd.n_target_items, self.task, int(section["batch_size"]),
-                                      n_users=self.cd.n_users)
+        if batches is None:  # whole users per batch: each user's bridge is computed once per batch
+            batches = group_by_user(_target_batches(self.bridge_train, self.cd.n_target_items, self.task,
+                                                    int(section["batch_size"]), n_users=self.cd.n_users,
+                                                    loss=self.loss(section)))
         mode = "min" if self.task == "rating" else "max"
+        if self.task == "rating" and "rating_lr" in section:
+            section = {**section, "lr": section["rating_lr"]}
         fallback = self.fallback()
         wrap = lambda m: Scorer(m, self.has_source, fallback)  # noqa: E731
         fit(model, batches, _train_config(section, self.seed, _monitor(self.cfg, self.task), mode),
             _validator(self.cd, self.task, self.cfg, wrap))
         return model.cpu()
+
+    def loss(self, section: dict[str, Any]) -> str:
+        """The training loss of a bridge: squared error for ratings, the section's ranking_loss for ranking."""
+        return "mse" if self.task == "rating" else section["ranking_loss"]
 
     def user_text(self) -> torch.Tensor:
         """(n_users, D): each user's mean source-item text vector (zero without source history)."""
@@ -259,18 +277,19 @@ class Workbench:
         self._user_text = mean_pool(src_text, lists, empty="zeros")
         return self._user_text
 
-    def lm_bridge(self) -> LMBridge:
+    def lm_bridge(self, loss: str | None = None) -> LMBridge:
         lm = self.cfg["lm"]
         item_text = self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.target))]
         mean = float(self.cd.target_train["rating"].mean()) if self.task == "rating" else 0.0
         return LMBridge(item_text, self.user_text(), dim=int(lm["dim"]), hidden=int(lm["hidden"]),
-                        adaptor=lm["adaptor"], dropout=float(lm["dropout"]),
-                        loss="mse" if self.task == "rating" else "bpr", global_mean=mean, rating_scale=self.scale)
+                        adaptor=lm["adaptor"], dropout=float(lm["dropout"]), item_bias=bool(lm["item_bias"]),
+                        whiten=bool(lm["whiten"]),
+                        loss=loss or self.loss(lm), global_mean=mean, rating_scale=self.scale)
 
     def ptupcdr(self) -> PTUPCDR:
         items, mask = self.cd.source_histories(int(self.cfg["ptupcdr"]["max_history"]))
         return PTUPCDR(self.source_mf, self.target_mf, items, mask, hidden=int(self.cfg["ptupcdr"]["hidden"]),
-                       rating_scale=self.scale)
+                       loss=self.loss(self.cfg["ptupcdr"]), rating_scale=self.scale)
 
     def build(self, name: str) -> Any:
         """Train model ``name`` and return it wrapped as a ``Scorer``."""
@@ -289,7 +308,8 @@ class Workbench:
         if name == "lm_bridge":
             return self.wrap(self.fit_bridge(self.lm_bridge(), cfg["lm"]))
         if name == "ptupcdr_lm":
-            return self.wrap(self.fit_bridge(PTUPCDRText(self.ptupcdr(), self.lm_bridge()), cfg["ptupcdr"]))
+            both = PTUPCDRText(self.ptupcdr(), self.lm_bridge(self.loss(cfg["ptupcdr"])))
+            return self.wrap(self.fit_bridge(both, cfg["ptupcdr"]))
         if name == "cmf":
             return self.wrap(self.cmf())
         raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
@@ -305,8 +325,7 @@ class Workbench:
         batches = domain_batches(
             _target_batches(cd.source_train, cd.n_source_items, task, size, int(c["n_negatives"]), cd.n_users),
             _target_batches(cd.target_train, cd.n_target_items, task, size, int(c["n_negatives"]), cd.n_users))
-        section = {**c, "lr": c["rating_lr"] if rating else c["lr"]}
-        return self.fit_bridge(model, section, batches)
+        return self.fit_bridge(model, c, batches)
 
 
 def _rating_scale(cd: CrossDomainData) -> tuple[float, float] | None:
@@ -340,7 +359,7 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
     ds, proto = cfg["dataset"], cfg["protocol"]
     data = load(ds["name"], ds["domains"]) if data is None else data
     if ds["sample_users"]:
-        data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0])
+        data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0], bridge_only=True)
     for domain in (proto["source"], proto["target"]):
         if domain not in data.domains:
             raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")

@@ -42,14 +42,29 @@ class _Batches:
 
     n: int
     batch_size: int
+    users: Tensor
+    by_user: bool = False  # batches of whole users (see ``group_by_user``)
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
     def _slices(self, generator: torch.Generator) -> Iterator[Tensor]:
         perm = torch.randperm(self.n, generator=generator)
+        if self.by_user:  # users in a random order, each user's rows together (in random order)
+            rank = torch.randperm(int(self.users.max()) + 1, generator=generator)
+            perm = perm[torch.argsort(rank[self.users[perm]], stable=True)]
         for start in range(0, self.n, self.batch_size):
             yield perm[start : start + self.batch_size]
+
+
+def group_by_user(batches: _Batches) -> _Batches:
+    """Make ``batches`` yield each user's rows together (users shuffled every epoch); returns it.
+
+    For models whose user representation is costly (a meta network, a text tower): a batch of
+    ``batch_size`` rows then holds a few dozen users, and the model computes each user once.
+    """
+    batches.by_user = True
+    return batches
 
 
 class RatingBatches(_Batches):

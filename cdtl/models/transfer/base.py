@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-TRANSFER_LOSSES = ("mse", "bpr")
+TRANSFER_LOSSES = ("mse", "bpr", "softmax")
 
 
 class TargetScorer(nn.Module):
@@ -18,8 +18,9 @@ class TargetScorer(nn.Module):
 
     - ``score_all(users)``: (B, n_target_items) scores, for full ranking;
     - ``predict(users, items)``: ratings, clamped into ``rating_scale`` when given;
-    - ``loss(batch)``: the target-domain training loss, ``"mse"`` on (user, item, rating) batches
-      or ``"bpr"`` on (user, pos, neg) batches (``cdtl.models.batches``).
+    - ``loss(batch)``: the target-domain training loss, ``"mse"`` on (user, item, rating) batches,
+      ``"bpr"`` on (user, pos, neg) batches, or ``"softmax"`` on (user, item) batches: the
+      held-out item as one class among all target items (``cdtl.models.batches``).
 
     ``global_bias`` g is a buffer (set it to the training mean rating for ``"mse"``).
     """
@@ -40,8 +41,10 @@ class TargetScorer(nn.Module):
         raise NotImplementedError
 
     def _pairs(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores of user b with items[b] ((B,) or (B, K) items)."""
-        u, b = self.user_side(users)
+        """Scores of user b with items[b] ((B,) or (B, K) items); each distinct user is represented once."""
+        distinct, inverse = torch.unique(users, return_inverse=True)
+        u, b = self.user_side(distinct)
+        u, b = u[inverse], b[inverse]
         w, c = self.item_side(items)
         if items.dim() == 1:
             return (u * w).sum(-1) + b + c + self.global_bias
@@ -69,10 +72,15 @@ class TargetScorer(nn.Module):
         return y.clamp(*self.rating_scale) if self.rating_scale is not None else y
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """Target-domain loss of one batch: squared error on ratings, or BPR on (pos, neg) pairs."""
+        """Target-domain loss of one batch: squared error on ratings, BPR on (pos, neg) pairs, or the full softmax."""
         if self.loss_name == "mse":
             y = self._pairs(batch["user"], batch["item"])
             return F.mse_loss(y, batch["rating"].to(y.dtype))
+        if self.loss_name == "softmax":  # the user's bias is the same for every item: it cancels
+            distinct, inverse = torch.unique(batch["user"], return_inverse=True)
+            u, _ = self.user_side(distinct)
+            w, c = self.item_side(None)
+            return F.cross_entropy((u @ w.T + c)[inverse], batch["item"])
         neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
         y = self._pairs(batch["user"], torch.cat([batch["pos"].unsqueeze(1), neg], dim=1))
         return -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()

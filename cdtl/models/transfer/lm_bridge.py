@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from cdtl.encoders.whitening import MoEAdaptor
+from cdtl.encoders.whitening import MoEAdaptor, PCAWhitening
 from cdtl.models.transfer.base import TargetScorer, frozen, mlp
 
 ADAPTORS = ("linear", "moe")
@@ -20,18 +20,23 @@ class LMBridge(TargetScorer):
     - user u: the mean text vector of their **source** history, ``s_u``, through a user tower
       ``u = MLP(s_u - m)``.
 
-    ``y_uj = g + c_j + u^T w_j`` (no per-user or per-item id parameter at all). Training uses
+    ``y_uj = g + c_j + u^T w_j`` (no per-user or per-item vector at all). With ``item_bias`` a
+    learned per-item bias is added to ``c_j``: the one thing text cannot tell, how popular an
+    item is; an item without training interactions keeps a bias of 0 and is placed by its
+    text alone. Training uses
     the warm users' target interactions (``loss``: ``"mse"`` or ``"bpr"``) with each warm
     user represented, like a cold one, by the source history alone; so a cold user needs
     nothing but source history, and a target item needs nothing but a text: items with few or
     no training interactions get a vector as good as their text.
 
     ``item_text`` is (n_target_items, D); ``user_text`` is (n_users, D), zero for a user with
-    no source history (the caller must give them the declared fallback).
+    no source history (the caller must give them the declared fallback). ``whiten`` first
+    applies chapter 03's PCA whitening, fitted on the target catalogue, to both.
     """
 
     def __init__(self, item_text: Tensor, user_text: Tensor, *, dim: int = 64, hidden: int = 256,
-                 adaptor: str = "linear", n_experts: int = 8, dropout: float = 0.1, loss: str = "bpr",
+                 adaptor: str = "linear", n_experts: int = 8, dropout: float = 0.1, item_bias: bool = True,
+                 whiten: bool = False, loss: str = "bpr",
                  global_mean: float = 0.0, rating_scale: tuple[float, float] | None = None) -> None:
         super().__init__(loss, global_mean=global_mean, rating_scale=rating_scale)
         if adaptor not in ADAPTORS:
@@ -40,12 +45,18 @@ class LMBridge(TargetScorer):
             raise ValueError(f"item_text (n_items, D) and user_text (n_users, D) must share D, got "
                              f"{tuple(item_text.shape)} and {tuple(user_text.shape)}")
         d_text = item_text.shape[1]
+        if whiten:  # PCA whitening fitted on the target catalogue (chapter 03), applied to items and users alike
+            whitening = PCAWhitening().fit(item_text.float())
+            item_text, user_text = whitening.transform(item_text.float()), whitening.transform(user_text.float())
         centre = item_text.float().mean(0)
         self.register_buffer("item_text", frozen(item_text - centre))
         self.register_buffer("user_text", frozen(user_text - centre))
         self.adaptor = (nn.Sequential(nn.Dropout(dropout), nn.Linear(d_text, dim)) if adaptor == "linear"
                         else MoEAdaptor(d_text, dim, n_experts, dropout=dropout))
         self.text_bias = nn.Linear(d_text, 1)
+        self.item_bias = nn.Embedding(len(item_text), 1) if item_bias else None
+        if self.item_bias is not None:
+            nn.init.zeros_(self.item_bias.weight)
         self.user_tower = mlp(d_text, hidden, dim, dropout)
 
     def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
@@ -54,7 +65,10 @@ class LMBridge(TargetScorer):
 
     def item_side(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
         e = self.item_text if items is None else self.item_text[items]
-        return self.adaptor(e), self.text_bias(e).squeeze(-1)
+        bias = self.text_bias(e).squeeze(-1)
+        if self.item_bias is not None:
+            bias = bias + (self.item_bias.weight.squeeze(-1) if items is None else self.item_bias(items).squeeze(-1))
+        return self.adaptor(e), bias
 
 
 class PTUPCDRText(TargetScorer):

@@ -26,13 +26,15 @@ class PTUPCDR(TargetScorer):
 
     Both MFs stay frozen; the attention and the meta network train on the **target-domain
     loss** of warm users (``loss``: ratings for ``"mse"``, BPR pairs for ``"bpr"``), which is
-    the task the bridge is for, rather than EMCDR's distance between embeddings.
+    the task the bridge is for, rather than EMCDR's distance between embeddings (``loss``:
+    default the target MF's; ``"softmax"`` ranks the held-out item among all target items).
     ``histories``/``mask`` are (n_users, L) from ``CrossDomainData.source_histories``.
     """
 
     def __init__(self, source_mf: MF, target_mf: MF, histories: Tensor, mask: Tensor, *, hidden: int = 128,
-                 rating_scale: tuple[float, float] | None = None) -> None:
-        super().__init__(target_mf.loss_name, global_mean=float(target_mf.global_bias.detach()), rating_scale=rating_scale)
+                 loss: str | None = None, rating_scale: tuple[float, float] | None = None) -> None:
+        super().__init__(loss or target_mf.loss_name, global_mean=float(target_mf.global_bias.detach()),
+                         rating_scale=rating_scale)
         if histories.shape != mask.shape or histories.shape[0] != source_mf.n_users:
             raise ValueError(f"histories and mask must both be (n_users={source_mf.n_users}, L), got "
                              f"{tuple(histories.shape)} and {tuple(mask.shape)}")
