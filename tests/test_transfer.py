@@ -248,3 +248,29 @@ def test_group_by_user_keeps_each_users_rows_together():
     assert sorted(flat) == sorted(users.tolist())
     changes = sum(1 for a, b in zip(flat, flat[1:]) if a != b)
     assert changes == 5  # six users, each in one run of rows
+
+
+def test_lm_bridge_source_task_learns_from_source_histories():
+    text = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    source_text, counts = text[:4], torch.tensor([2.0, 1.0, 3.0])
+    users_text = torch.stack([source_text[[0, 1]].mean(0), source_text[2], source_text[[1, 2, 3]].mean(0)])
+    model = LMBridge(text[4:], users_text, dim=4, hidden=8, dropout=0.0, source_text=source_text, source_counts=counts,
+                     loss="softmax")
+    batch = {"user": torch.tensor([0, 1, 2, 2]), "item": torch.tensor([0, 2, 1, 3]), "domain": torch.tensor(0)}
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.user_tower[0].weight.grad.abs().sum() > 0
+    plain = LMBridge(text[4:], users_text, dim=4, hidden=8)
+    with pytest.raises(ValueError, match="source task"):
+        plain.loss(batch)
+    with pytest.raises(ValueError, match="come together"):
+        LMBridge(text[4:], users_text, source_text=source_text)
+    alone = {"user": torch.tensor([1]), "item": torch.tensor([2]), "domain": torch.tensor(0)}
+    assert model.loss(alone).item() == 0.0  # a user with a single source item has no rest to predict it from
+
+
+def test_lm_bridge_source_task_runs_in_the_comparison(implicit):
+    cd, text = implicit
+    model = fit_model("lm_bridge", cd, {**CFG, "lm": {**CFG["lm"], "source_task": True}}, text=text)
+    ndcg = evaluate_users(model, cd, "test", "ranking", resolve(CFG))["ndcg@5"].mean()
+    assert ndcg > 0.85

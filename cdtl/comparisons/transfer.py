@@ -59,7 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
     "lm": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
            "model": None, "max_length": 64, "encode_batch_size": 64,  # the language model and its text length
-           "adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False},
+           "adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False,
+           "source_task": False, "source_weight": 1.0},  # source_task: also learn from every user's source history
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "per_user": True},
 }
 
@@ -281,7 +282,13 @@ class Workbench:
         lm = self.cfg["lm"]
         item_text = self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.target))]
         mean = float(self.cd.target_train["rating"].mean()) if self.task == "rating" else 0.0
-        return LMBridge(item_text, self.user_text(), dim=int(lm["dim"]), hidden=int(lm["hidden"]),
+        source = {}
+        if lm["source_task"]:
+            source = {"source_text": self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.source))],
+                      "source_counts": torch.as_tensor(np.bincount(self.cd.source_train["u"], minlength=self.cd.n_users),
+                                                       dtype=torch.float32),
+                      "source_weight": float(lm["source_weight"])}
+        return LMBridge(item_text, self.user_text(), **source, dim=int(lm["dim"]), hidden=int(lm["hidden"]),
                         adaptor=lm["adaptor"], dropout=float(lm["dropout"]), item_bias=bool(lm["item_bias"]),
                         whiten=bool(lm["whiten"]),
                         loss=loss or self.loss(lm), global_mean=mean, rating_scale=self.scale)
@@ -306,7 +313,14 @@ class Workbench:
         if name == "ptupcdr":
             return self.wrap(self.fit_bridge(self.ptupcdr(), cfg["ptupcdr"]))
         if name == "lm_bridge":
-            return self.wrap(self.fit_bridge(self.lm_bridge(), cfg["lm"]))
+            batches = None
+            if cfg["lm"]["source_task"]:  # the source task's batches interleaved with the target's
+                src, size = self.cd.source_train, int(cfg["lm"]["batch_size"])
+                batches = domain_batches(
+                    softmax_batches(src["u"].to_numpy(), src["i"].to_numpy(), self.cd.n_source_items, size),
+                    group_by_user(_target_batches(self.bridge_train, self.cd.n_target_items, self.task, size,
+                                                  n_users=self.cd.n_users, loss=self.loss(cfg["lm"]))))
+            return self.wrap(self.fit_bridge(self.lm_bridge(), cfg["lm"], batches))
         if name == "ptupcdr_lm":
             both = PTUPCDRText(self.ptupcdr(), self.lm_bridge(self.loss(cfg["ptupcdr"])))
             return self.wrap(self.fit_bridge(both, cfg["ptupcdr"]))

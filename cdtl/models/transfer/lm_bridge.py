@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cdtl.encoders.whitening import MoEAdaptor, PCAWhitening
@@ -23,20 +24,28 @@ class LMBridge(TargetScorer):
     ``y_uj = g + c_j + u^T w_j`` (no per-user or per-item vector at all). With ``item_bias`` a
     learned per-item bias is added to ``c_j``: the one thing text cannot tell, how popular an
     item is; an item without training interactions keeps a bias of 0 and is placed by its
-    text alone. Training uses
-    the warm users' target interactions (``loss``: ``"mse"`` or ``"bpr"``) with each warm
-    user represented, like a cold one, by the source history alone; so a cold user needs
+    text alone. Training uses the warm users' target interactions (``loss``: ``"mse"``,
+    ``"bpr"`` or ``"softmax"``) with each warm user represented, like a cold one, by the
+    source history alone; so a cold user needs
     nothing but source history, and a target item needs nothing but a text: items with few or
     no training interactions get a vector as good as their text.
 
     ``item_text`` is (n_target_items, D); ``user_text`` is (n_users, D), zero for a user with
     no source history (the caller must give them the declared fallback). ``whiten`` first
     applies chapter 03's PCA whitening, fitted on the target catalogue, to both.
+
+    ``source_text`` (n_source_items, D) adds a second task, for every user with source
+    history (not only the warm bridge users): predict each source item from the *rest* of
+    the user's source history (leave-one-out mean), through the same user tower and
+    adaptor, with the other items of the batch as negatives. Batches tagged
+    ``domain`` 0 (``cdtl.models.transfer.domain_batches``) train it, weighted by
+    ``source_weight``; it teaches the shared text space which histories lead to which items.
     """
 
     def __init__(self, item_text: Tensor, user_text: Tensor, *, dim: int = 64, hidden: int = 256,
                  adaptor: str = "linear", n_experts: int = 8, dropout: float = 0.1, item_bias: bool = True,
-                 whiten: bool = False, loss: str = "bpr",
+                 whiten: bool = False, source_text: Tensor | None = None, source_counts: Tensor | None = None,
+                 source_weight: float = 1.0, loss: str = "bpr",
                  global_mean: float = 0.0, rating_scale: tuple[float, float] | None = None) -> None:
         super().__init__(loss, global_mean=global_mean, rating_scale=rating_scale)
         if adaptor not in ADAPTORS:
@@ -45,12 +54,24 @@ class LMBridge(TargetScorer):
             raise ValueError(f"item_text (n_items, D) and user_text (n_users, D) must share D, got "
                              f"{tuple(item_text.shape)} and {tuple(user_text.shape)}")
         d_text = item_text.shape[1]
+        if (source_text is None) != (source_counts is None):
+            raise ValueError("source_text and source_counts come together (the source task needs both)")
+        if source_text is not None and (source_text.dim() != 2 or source_text.shape[1] != item_text.shape[1]
+                                        or source_counts.shape != (user_text.shape[0],)):
+            raise ValueError(f"source_text must be (n_source_items, {item_text.shape[1]}) and source_counts "
+                             f"({user_text.shape[0]},), got {tuple(source_text.shape)} and {tuple(source_counts.shape)}")
         if whiten:  # PCA whitening fitted on the target catalogue (chapter 03), applied to items and users alike
             whitening = PCAWhitening().fit(item_text.float())
             item_text, user_text = whitening.transform(item_text.float()), whitening.transform(user_text.float())
+            if source_text is not None:
+                source_text = whitening.transform(source_text.float())
         centre = item_text.float().mean(0)
         self.register_buffer("item_text", frozen(item_text - centre))
         self.register_buffer("user_text", frozen(user_text - centre))
+        self.source_weight = float(source_weight)
+        if source_text is not None:
+            self.register_buffer("source_text", frozen(source_text - centre))
+            self.register_buffer("source_counts", frozen(source_counts))
         self.adaptor = (nn.Sequential(nn.Dropout(dropout), nn.Linear(d_text, dim)) if adaptor == "linear"
                         else MoEAdaptor(d_text, dim, n_experts, dropout=dropout))
         self.text_bias = nn.Linear(d_text, 1)
@@ -69,6 +90,25 @@ class LMBridge(TargetScorer):
         if self.item_bias is not None:
             bias = bias + (self.item_bias.weight.squeeze(-1) if items is None else self.item_bias(items).squeeze(-1))
         return self.adaptor(e), bias
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """The target loss, or (a batch tagged ``domain`` 0) the source task's in-batch softmax."""
+        if "domain" not in batch or int(batch["domain"]) == 1:
+            return super().loss(batch)
+        if not hasattr(self, "source_text"):
+            raise ValueError("a source-domain batch needs the source task: build LMBridge with source_text")
+        users, items = batch["user"], batch["item"]
+        count = self.source_counts[users]
+        keep = count > 1  # a user with one source item has no rest to predict it from
+        if not keep.any():
+            return self.item_text.new_zeros(())
+        users, items, count = users[keep], items[keep], count[keep].unsqueeze(1)
+        rest = (self.user_text[users] * count - self.source_text[items]) / (count - 1)  # leave-one-out mean
+        e = self.source_text[items]
+        logits = self.user_tower(rest) @ self.adaptor(e).T + self.text_bias(e).squeeze(-1)
+        same = items.unsqueeze(0) == items.unsqueeze(1)  # another row's positive that is this row's item
+        logits = logits.masked_fill(same & ~torch.eye(len(items), dtype=torch.bool, device=logits.device), float("-inf"))
+        return self.source_weight * F.cross_entropy(logits, torch.arange(len(items), device=logits.device))
 
 
 class PTUPCDRText(TargetScorer):
