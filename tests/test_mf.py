@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from loops import adam_epochs
 
 from cdtl.data.ids import interaction_matrix
 from cdtl.models import LOSSES, MF, bpr_batches, rating_batches, softmax_batches
@@ -41,19 +42,7 @@ def _planted() -> dict[str, np.ndarray]:
 def _fit(model: MF, batches, epochs: int, lr: float = 0.05) -> list[float]:
     """A plain Adam loop; returns the mean loss of each epoch."""
     torch.manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    history = []
-    for epoch in range(epochs):
-        total = 0.0
-        for batch in batches(epoch, gen):
-            opt.zero_grad()
-            loss = model.loss(batch)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        history.append(total / len(batches))
-    return history
+    return adam_epochs(model, batches, epochs, lr)
 
 
 def _implicit(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from loops import adam_epochs
 
 from cdtl.comparisons import multitask as comparison
 from cdtl.experiment import ConfigError
@@ -39,19 +40,7 @@ def _model(arch: str, tasks=TWO, **kwargs) -> MultiTask:
 
 
 def _train(model: MultiTask, batches, epochs: int = 40, lr: float = 0.02) -> list[float]:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
-    losses = []
-    for epoch in range(epochs):
-        total = 0.0
-        for batch in batches(epoch, gen):
-            opt.zero_grad()
-            loss = model.loss(batch)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        losses.append(total / len(batches))
-    return losses
+    return adam_epochs(model, batches, epochs, lr)
 
 
 def _batch(task_ids, users=None, items=None, labels=None) -> dict[str, torch.Tensor]:
