@@ -227,6 +227,7 @@ class Workbench:
         self.source_mf = source_mf
         self.text = text
         self._target_mf: MF | None = None
+        self._user_text: torch.Tensor | None = None
         self.pop = popularity_scores(cd.target_train["i"].to_numpy(), cd.n_target_items)
         bridged = cd.target_train["u"].isin(np.flatnonzero(self.has_source))
         self.bridge_train = cd.target_train[bridged]  # warm users' target interactions: what bridges learn from
@@ -270,7 +271,7 @@ class Workbench:
         """(n_users, D): each user's mean source-item text vector (zero without source history)."""
         from cdtl.encoders.users import mean_pool
 
-        if getattr(self, "_user_text", None) is not None:
+        if self._user_text is not None:
             return self._user_text
         items, mask = self.cd.source_histories(None)
         src_text = self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.source))]
