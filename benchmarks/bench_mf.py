@@ -33,7 +33,8 @@ def one(name: str, epochs: int | None, threads: int) -> dict:
     torch.set_num_threads(threads)
     from cdtl.data.ids import interaction_matrix
     from cdtl.evaluate import evaluate_ranking, group_items
-    from cdtl.experiment import load_config, prepare, resolve, run
+    from cdtl.experiments import load_config, resolve, run
+    from cdtl.experiments.single import prepare
 
     overrides = [f"train.epochs={epochs}"] if epochs else []
     results = run(load_config(name, overrides + ["train.progress=false"]))

@@ -34,7 +34,7 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cdtl.experiment import format_table, load_config, run
+    from cdtl.experiments import format_table, load_config, run
 
     config = load_config(args.config, args.set)
     out = args.out or f"runs/{config.get('name', 'experiment')}"

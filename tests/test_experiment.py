@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cdtl.cli import main
-from cdtl.experiment import ConfigError, format_table, load_config, resolve, run
+from cdtl.experiments import ConfigError, format_table, load_config, resolve, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {

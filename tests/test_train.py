@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cdtl import train
+from cdtl.train.checkpoint import join_tensors, split_tensors
 from cdtl.train import (
     TrainConfig,
     TrainResult,
@@ -369,8 +370,8 @@ def test_optimizer_state_round_trips_exactly():
     model.loss({"x": DATA[0], "y": DATA[1]}).backward()
     optimizer.step()
     tensors = {}
-    encoded = json.loads(json.dumps(train._split_tensors(optimizer.state_dict(), "opt", tensors)))
-    decoded = train._join_tensors(encoded, tensors)
+    encoded = json.loads(json.dumps(split_tensors(optimizer.state_dict(), "opt", tensors)))
+    decoded = join_tensors(encoded, tensors)
     original = optimizer.state_dict()
     assert decoded["param_groups"] == original["param_groups"]
     assert decoded["state"].keys() == original["state"].keys()  # int keys survive JSON

@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from cdtl.comparisons.transfer import MODELS, Popularity, Scorer, evaluate_users, fit_model, resolve, run
+from cdtl.experiments.common import Popularity
+from cdtl.experiments.transfer import MODELS, fit_model, resolve, run
+from cdtl.experiments.transfer_models import FallbackScorer, evaluate_users
 from cdtl.data import cold_start_split
 from cdtl.data.crossdomain import encode_split
 from cdtl.data.tables import RecData
-from cdtl.experiment import ConfigError
+from cdtl.experiments import ConfigError
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser
 from cdtl.models.mf import MF
 
@@ -137,8 +139,8 @@ def test_scorer_gives_users_without_source_history_the_fallback():
         def score_all(self, users):
             return torch.ones(len(users), 4)
 
-    pop = Popularity(torch.tensor([0.0, 3.0, 2.0, 1.0]))
-    scorer = Scorer(Const(), np.array([True, False, True]), pop)
+    pop = Popularity(np.array([1, 1, 1, 2, 2, 3]), 4)  # training counts 0, 3, 2, 1
+    scorer = FallbackScorer(Const(), np.array([True, False, True]), pop)
     scores = scorer.score_all(torch.tensor([0, 1, 2]))
     assert torch.equal(scores[1], pop.counts) and torch.equal(scores[0], torch.ones(4))
 

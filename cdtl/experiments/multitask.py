@@ -25,21 +25,29 @@ task counts and 1.0 means "no better than trivial".
 from __future__ import annotations
 
 import copy
-import json
+import os
 import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores, rating_report, report
-from cdtl.experiment import ConfigError, json_default, merge_config, versions
+from cdtl.experiments.common import ConfigError, Result, check_train, merge_config, summary_of, versions, write_results
+from cdtl.experiments.multitask_data import (
+    MultiTaskData,
+    evaluate_task,
+    model_scorers,
+    prepare,
+    primary,
+    relative_error,
+    trivial_scorers,
+)
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, WEIGHTINGS, MultiTask, multitask_batches
 from cdtl.progress import enabled, tqdm
 from cdtl.train import TrainConfig, fit, set_seed
+from cdtl.train.config import defaults as train_defaults
 
 DEFAULTS: dict[str, Any] = {
     "kind": "multitask",
@@ -56,11 +64,10 @@ DEFAULTS: dict[str, Any] = {
     "models": [{"name": "single", "arch": "single"}, {"name": "shared_bottom", "arch": "shared_bottom"},
                {"name": "mmoe", "arch": "mmoe"}, {"name": "ple", "arch": "ple"}],
     "batches": {"batch_size": 1024, "n_negatives": 1},
-    "train": {**{f.name: f.default for f in fields(TrainConfig)}, "monitor": "all", "mode": "min"},
+    "train": {**train_defaults(), "monitor": "all", "mode": "min"},
     "evaluate": {"ks": [10], "bootstrap": 1000, "threshold": 4.0},
 }
 MODEL_KEYS = ("name", "arch", "weighting", "loss_weights")
-RATING_SCALES = {"movielens-100k": (1.0, 5.0), "movielens-1m": (1.0, 5.0)}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -105,8 +112,6 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         names.append(spec["name"])
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be distinct, got {names}")
-    if cfg["dataset"]["name"] not in RATING_SCALES and any(KNOWN_TASKS[t].kind == "rating" for t in tasks):
-        raise ConfigError(f"rating tasks need a dataset with ratings: one of {sorted(RATING_SCALES)}")
     proto = cfg["protocol"]
     if not 0.0 < float(proto["source_holdout"]) < 0.5:
         raise ConfigError(f"protocol.source_holdout must be in (0, 0.5), got {proto['source_holdout']}")
@@ -117,9 +122,9 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"evaluate.ks must be a list of positive cut-offs, got {ks!r}")
     try:
         MultiTask(3, [2, 2], tasks, "ple", **{k: v for k, v in cfg["model"].items()})
-        TrainConfig.from_dict(cfg["train"])
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model/train: {err}") from err
+        raise ConfigError(f"model: {err}") from err
+    check_train(cfg["train"], "train")
     return cfg
 
 
@@ -130,126 +135,6 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     train["epochs"] = min(int(train.get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     return config
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class MultiTaskData:
-    """The encoded split, each task's training examples and every held-out part, by domain (0 source, 1 target)."""
-
-    cd: Any  # cdtl.data.crossdomain.CrossDomainData
-    n_items: list[int]
-    item_text: torch.Tensor | None
-    train: dict[int, pd.DataFrame]  # domain -> training interactions (u, i, rating)
-    held: dict[str, dict[int, pd.DataFrame]]  # "val" / "test" / "warm" -> domain -> held-out interactions
-    train_csr: dict[int, Any] = field(default_factory=dict)  # domain -> binary training matrix
-
-    @property
-    def n_users(self) -> int:
-        return self.cd.n_users
-
-    def examples(self, task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A task's training (users, items, ratings)."""
-        frame = self.train[KNOWN_TASKS[task].domain]
-        return frame["u"].to_numpy(), frame["i"].to_numpy(), frame["rating"].to_numpy(np.float32)
-
-    def counts(self) -> dict[str, Any]:
-        """Sizes of every part (JSON-ready)."""
-        return {**self.cd.summary(), "train": {str(d): len(f) for d, f in self.train.items()},
-                "held": {part: {str(d): len(f) for d, f in by.items()} for part, by in self.held.items()}}
-
-
-def prepare(cfg: dict[str, Any]) -> MultiTaskData:
-    """Load, split (cold start, then the held-out slices), encode and embed the item texts."""
-    from cdtl.data import cold_start_split, load
-    from cdtl.data.crossdomain import encode_split
-    from cdtl.data.ids import interaction_matrix
-    from cdtl.data.protocols import per_user_split
-
-    proto = cfg["protocol"]
-    data = load(cfg["dataset"]["name"], cfg["dataset"]["domains"])
-    for key in ("source", "target"):
-        if proto[key] not in data.domains:
-            raise ConfigError(f"protocol.{key} {proto[key]!r} is not a domain of {data.name}: {data.domains}")
-    split = cold_start_split(data, proto["source"], proto["target"], proto["cold_ratio"], seed=cfg["seed"])
-    cd = encode_split(split)
-    h = float(proto["source_holdout"])
-    src_train, src_val, src_test = per_user_split(cd.source_train, (1.0 - h, h / 2, h / 2), seed=cfg["seed"])
-    w = float(proto["warm_holdout"])
-    if w > 0:
-        tgt_train, _, warm = per_user_split(cd.target_train, (1.0 - w, 0.0, w), seed=cfg["seed"])
-    else:
-        tgt_train, warm = cd.target_train, cd.target_train.iloc[:0]
-    item_text = None
-    if cfg["features"]["text"]:
-        from cdtl.encoders.catalogue import encode_items
-
-        emb = encode_items(data.items, max_length=cfg["features"]["max_text_length"],
-                           batch_size=cfg["features"]["encode_batch_size"])
-        item_text = torch.cat([emb[cd.item_rows(proto["source"])], emb[cd.item_rows(proto["target"])]])
-    n_items = [cd.n_source_items, cd.n_target_items]
-    train = {0: src_train, 1: tgt_train}
-    out = MultiTaskData(cd, n_items, item_text, train,
-                        {"val": {0: src_val, 1: cd.val}, "test": {0: src_test, 1: cd.test}, "warm": {1: warm}})
-    out.train_csr = {d: interaction_matrix(f["u"].to_numpy(), f["i"].to_numpy(), cd.n_users, n_items[d])
-                     for d, f in train.items()}
-    return out
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def primary(task: str, ks: list[int]) -> tuple[str, str]:
-    """(metric, mode) a task is selected on: RMSE (lower is better) or NDCG at the first cut-off."""
-    return ("rmse", "min") if KNOWN_TASKS[task].kind == "rating" else (f"ndcg@{ks[0]}", "max")
-
-
-def evaluate_task(cfg: dict[str, Any], data: MultiTaskData, task: str, part: str, predict=None, score_all=None,
-                  per_user: bool = False) -> dict[str, Any]:
-    """One task's metrics on a held-out part ("val", "test", "warm"), from ``predict(u, i)`` or ``score_all(u)``.
-
-    Rating tasks: ``{rmse, mae}``; click tasks: ``{ndcg@k, recall@k}`` as per-user arrays
-    (``per_user=True``) or summarised with 95 % bootstrap intervals.
-    """
-    spec = KNOWN_TASKS[task]
-    frame = data.held[part].get(spec.domain)
-    if frame is None or len(frame) == 0:
-        return {}
-    u, i = frame["u"].to_numpy(), frame["i"].to_numpy()
-    boot, seed = cfg["evaluate"]["bootstrap"], cfg["seed"]
-    if spec.kind == "rating":
-        res = evaluate_ratings(predict, u, i, frame["rating"].to_numpy(), threshold=cfg["evaluate"]["threshold"])
-        if per_user:
-            return {"rmse": res["rmse"], "mae": res["mae"]}
-        return rating_report(res, ("rmse", "mae"), boot, seed)
-    users, relevant = group_items(u, i)
-    ks = cfg["evaluate"]["ks"]
-    values = evaluate_ranking(score_all, users, relevant, data.train_csr[spec.domain], ks, batch_size=256)
-    values = {f"{m}@{k}": values[f"{m}@{k}"] for k in ks for m in ("ndcg", "recall")}
-    return {k: float(v.mean()) for k, v in values.items()} if per_user else report(values, boot, seed)
-
-
-def model_scorers(model: MultiTask, task: str):
-    """(predict(u, i), score_all(u)) of one task of a trained model."""
-    return (lambda u, i: model.predict(task, u, i)), (lambda u: model.score_all(task, u))
-
-
-def trivial_scorers(data: MultiTaskData, task: str):
-    """The trivial predictor of a task: the training mean rating, or popularity."""
-    spec = KNOWN_TASKS[task]
-    train = data.train[spec.domain]
-    mean = float(train["rating"].mean())
-    pop = popularity_scores(train["i"].to_numpy(), data.n_items[spec.domain])
-    return (lambda u, i: torch.full((len(u),), mean)), (lambda u: pop.expand(len(u), -1))
-
-
-def relative_error(task: str, value: float, reference: float) -> float:
-    """A task's error relative to the trivial predictor's: 1 is trivial, lower is better."""
-    if KNOWN_TASKS[task].kind == "rating":
-        return value / reference
-    return (1.0 - value) / max(1.0 - reference, 1e-12)
 
 
 # --------------------------------------------------------------------------- training
@@ -270,7 +155,7 @@ def build(cfg: dict[str, Any], data: MultiTaskData, spec: dict[str, Any], tasks:
     means = {t: float(data.examples(t)[2].mean()) for t in tasks if KNOWN_TASKS[t].kind == "rating"}
     return MultiTask(data.n_users, data.n_items, tasks, spec["arch"], item_text=data.item_text,
                      weighting=spec["weighting"], loss_weights=spec["loss_weights"], rating_means=means,
-                     rating_scale=RATING_SCALES.get(cfg["dataset"]["name"]), **cfg["model"])
+                     rating_scale=data.rating_scale, **cfg["model"])
 
 
 def train_one(cfg: dict[str, Any], data: MultiTaskData, spec: dict[str, Any], tasks: list[str],
@@ -312,21 +197,16 @@ def mean_gates(cfg: dict[str, Any], data: MultiTaskData, model: MultiTask, part:
 # --------------------------------------------------------------------------- the experiment
 
 
-@dataclass
-class Outcome:
-    """What ``experiment`` returns: the results (what ``run`` writes) and the trained models, for the chapter."""
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+    """Train and score every model of the config; return the ``Result`` (and write ``out_dir/metrics.json``).
 
-    results: dict[str, Any]
-    trained: dict[str, Trained]
-    data: MultiTaskData
-
-
-def experiment(config: dict[str, Any]) -> Outcome:
-    """Train and score every model of the config; keep the trained models."""
+    ``data`` (a two-domain ``RecData`` with ratings) replaces the config's dataset. The result's
+    ``models`` are ``{name: Trained}``, its ``data`` the ``MultiTaskData`` they were scored on.
+    """
     started = time.perf_counter()
     cfg = resolve(config)
     set_seed(cfg["seed"])
-    data = prepare(cfg)
+    data = prepare(cfg, data)
     tasks, ks = cfg["tasks"], cfg["evaluate"]["ks"]
 
     trivial_val = {t: evaluate_task(cfg, data, t, "val", *trivial_scorers(data, t), per_user=True) for t in tasks}
@@ -357,12 +237,14 @@ def experiment(config: dict[str, Any]) -> Outcome:
                 row["gates"] = {"experts": model.expert_names, "weights": mean_gates(cfg, data, model)}
         scores[spec["name"]] = row
 
-    results = {
+    summary = {
         "name": cfg["name"], "kind": "multitask", "config": cfg, "seed": cfg["seed"], "counts": data.counts(),
         "references": references, "models": scores, "targets": targets(scores, tasks, ks),
         "versions": versions(), "wall_seconds": time.perf_counter() - started,
     }
-    return Outcome(results, trained, data)
+    if out_dir is not None:
+        write_results(out_dir, summary)
+    return Result(summary, dict(trained), None, data)
 
 
 def _score(cfg, data, tasks, scorers) -> dict[str, Any]:
@@ -413,19 +295,9 @@ def targets(scores: dict[str, Any], tasks: list[str], ks: list[int]) -> dict[str
     return out
 
 
-def run(config: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run the comparison; return (and write to ``out_dir/metrics.json``) its results."""
-    results = experiment(config).results
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(results, indent=2, default=json_default))
-    return results
-
-
 def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(part, task, metric) columns of the table: every task's metrics on test, then the warm users'."""
-    cols = []
+    results, cols = summary_of(results), []
     first = next(iter(results["models"].values()))
     for part in ("test", "warm"):
         for task, metrics in first[part].items():
@@ -435,7 +307,7 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per model, one column per (part, task, metric): 'mean [low, high]'."""
-    rows = {}
+    results, rows = summary_of(results), {}
     for name, row in results["models"].items():
         rows[name] = {f"{part}/{task}/{m}": _cell(row[part].get(task, {}).get(m)) for part, task, m in headline(results)}
     return pd.DataFrame(rows).T
@@ -449,6 +321,7 @@ def _cell(m: dict[str, float] | None) -> str:
 
 def format_table(results: dict[str, Any]) -> str:
     """A plain-text table: per model, each task's test metric with its 95 % interval, and the target check."""
+    results = summary_of(results)
     cols = headline(results)
     lines = [f"{results['name']}  (seed {results['seed']}, {results['wall_seconds']:.0f} s); "
              "target tasks on cold test users, warm/ on warm users' held-out target interactions"]
@@ -463,5 +336,5 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULTS", "MultiTaskData", "Outcome", "Trained", "evaluate_task", "experiment", "format_table",
+__all__ = ["DEFAULTS", "MultiTaskData", "Trained", "evaluate_task", "format_table",
            "mean_gates", "prepare", "primary", "relative_error", "resolve", "run", "size", "table", "targets"]

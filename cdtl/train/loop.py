@@ -1,0 +1,279 @@
+"""One training loop for every model of the course, so all chapters train, checkpoint and early-stop alike.
+
+``fit`` reads as its steps: start (device, optimizer, schedule, a checkpoint to resume), then
+per epoch ``train_epoch``, ``validate_epoch``, ``early_stopping`` and ``end_epoch``, then
+``finish`` (the best weights back in the model).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sized
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cdtl.progress import enabled, tqdm
+from cdtl.train.checkpoint import BEST_WEIGHTS, LAST_WEIGHTS, load_checkpoint, save_checkpoint, save_weights
+from cdtl.train.config import HISTORY_KEYS, TrainConfig, TrainResult
+from cdtl.train.device import choose_device, epoch_seeds, set_seed
+from cdtl.train.schedule import LRSchedule, improved, make_optimizer
+
+# The loop reads the loss back from the device only every SYNC_EVERY steps: often enough for the
+# progress bar and to catch a NaN quickly, rarely enough not to stall a GPU on every step.
+SYNC_EVERY = 20
+
+Batch = Mapping[str, torch.Tensor]
+BatchFactory = Callable[[int, torch.Generator], Iterable[Batch]]
+Validate = Callable[[nn.Module], Mapping[str, float]]
+
+
+def fit(
+    model: nn.Module,
+    batches: BatchFactory,
+    config: TrainConfig | Mapping[str, Any] | None = None,
+    validate: Validate | None = None,
+) -> TrainResult:
+    """Train model with the loop every chapter shares and return the per-epoch history.
+
+    model:    any nn.Module with a method loss(batch) -> scalar tensor.
+    batches:  batches(epoch, generator) -> iterable of dicts of CPU tensors, called once per epoch;
+              draw all randomness (shuffling, negative sampling) from `generator` for reproducible runs.
+    validate: validate(model) -> {"metric": value}, called after every epoch in eval mode without autograd.
+
+    With config.monitor set, training stops after config.patience epochs without improvement and the
+    best weights are restored. The model is left on the chosen device, in eval mode.
+    """
+    config = _checked_config(model, config, validate)
+    state = TrainingState.start(model, config)
+    with _tensorboard(config.log_dir) as log:
+        for epoch in range(state.next_epoch, config.epochs):
+            if state.result.stopped_early:
+                break
+            row = train_epoch(state, batches, epoch)
+            if validate is not None:
+                row.update(validate_epoch(model, validate))
+            early_stopping(state, row, epoch)
+            end_epoch(state, row, log)
+    return state.finish()
+
+
+@dataclass
+class TrainingState:
+    """Everything the loop carries from one epoch to the next (and what a checkpoint saves)."""
+
+    model: nn.Module
+    config: TrainConfig
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype
+    use_amp: bool
+    started: float
+    result: TrainResult
+    next_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the monitored metric last improved
+    best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the best weights so far
+    last_checkpoint: Path | None = None
+    epoch_started: float = 0.0
+
+    @classmethod
+    def start(cls, model: nn.Module, config: TrainConfig) -> TrainingState:
+        """Move the model to its device, make the optimizer, schedule and scaler; resume a checkpoint if asked."""
+        started = time.perf_counter()
+        device = choose_device(config.device)
+        model.to(device)
+        use_amp = config.amp and device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        state = cls(model, config, device, make_optimizer(model, config), LRSchedule(config),
+                    torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16), amp_dtype,
+                    use_amp, started, TrainResult(device=str(device)))
+        if config.resume and config.checkpoint_dir is not None:  # TrainConfig refuses resume without a folder
+            saved = load_checkpoint(Path(config.checkpoint_dir), state)
+            if saved is not None:
+                state.next_epoch = saved["epoch"] + 1
+                state.result.history = saved["history"]
+                state.result.best_epoch, state.result.best_metric = saved["best_epoch"], saved["best_metric"]
+                state.result.stopped_early = saved["stopped_early"]
+                state.bad_epochs = saved["epochs_without_improvement"]
+                state.best_state = saved["best_state"]
+                state.last_checkpoint = Path(config.checkpoint_dir) / LAST_WEIGHTS
+        return state
+
+    def finish(self) -> TrainResult:
+        """Put the best weights back (when a metric was monitored), switch to eval mode, time the run."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        self.result.seconds = time.perf_counter() - self.started
+        return self.result
+
+
+def train_epoch(state: TrainingState, batches: BatchFactory, epoch: int) -> dict[str, float]:
+    """One pass over the epoch's batches: seeds, learning rate, and a step per batch. Returns the history row."""
+    config, model, optimizer, device = state.config, state.model, state.optimizer, state.device
+    data_seed, global_seed = epoch_seeds(config.seed, epoch)
+    set_seed(global_seed)  # dropout and any other draw from the global generators
+    generator = torch.Generator().manual_seed(data_seed)
+    lr = state.schedule.lr(epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state.epoch_started = time.perf_counter()
+    model.train()
+    epoch_batches = batches(epoch, generator)
+    total = len(epoch_batches) if isinstance(epoch_batches, Sized) else None
+    loss_sum = torch.zeros((), device=device)
+    pending: list[torch.Tensor] = []  # losses not yet read back from the device
+    steps = 0
+    with tqdm(epoch_batches, total=total, desc=f"epoch {epoch}", leave=False,
+              disable=not (config.progress and enabled())) as bar:
+        for step, batch in enumerate(bar):
+            batch = _to_device(batch, device)
+            with torch.autocast(device_type=device.type, dtype=state.amp_dtype, enabled=state.use_amp):
+                loss = model.loss(batch)  # type: ignore[operator]
+            _check_loss_shape(loss)
+            optimizer.zero_grad(set_to_none=True)
+            state.scaler.scale(loss).backward()
+            if config.grad_clip is not None:
+                state.scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            state.scaler.step(optimizer)
+            state.scaler.update()
+            pending.append(loss.detach().float())
+            steps += 1
+            if len(pending) == SYNC_EVERY:
+                loss_sum += _sum_finite(pending, epoch, step + 1 - len(pending), state.last_checkpoint)
+                pending = []
+                bar.set_postfix(loss=f"{loss_sum.item() / steps:.4f}", refresh=False)
+    if pending:
+        loss_sum += _sum_finite(pending, epoch, steps - len(pending), state.last_checkpoint)
+    if steps == 0:
+        raise ValueError(f"batches({epoch}, generator) yielded no batches")
+    return {"epoch": epoch, "train_loss": loss_sum.item() / steps, "lr": lr}
+
+
+def validate_epoch(model: nn.Module, validate: Validate) -> dict[str, float]:
+    """The validation metrics of the model after an epoch, in eval mode and without autograd."""
+    model.eval()
+    with torch.inference_mode():
+        metrics = validate(model)
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"validate(model) must return a dict of metrics, got {type(metrics).__name__}")
+    clash = sorted(set(metrics) & set(HISTORY_KEYS))
+    if clash:
+        raise ValueError(f"validate(model) returned reserved key(s) {clash}; rename them (reserved: {HISTORY_KEYS})")
+    return {str(key): float(value) for key, value in metrics.items()}
+
+
+def early_stopping(state: TrainingState, row: dict[str, float], epoch: int) -> None:
+    """Keep the best weights, count epochs without improvement, decide whether to stop; feed the schedule."""
+    config, result = state.config, state.result
+    if config.monitor is None:
+        state.schedule.observe(row["train_loss"], "min")
+        return
+    if config.monitor not in row:
+        available = sorted(set(row) - set(HISTORY_KEYS))
+        raise ValueError(f"monitor {config.monitor!r} is not among the validation metrics {available}")
+    value = row[config.monitor]
+    if improved(value, result.best_metric, config.mode, config.min_delta):
+        result.best_epoch, result.best_metric, state.bad_epochs = epoch, value, 0
+        state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
+        if config.checkpoint_dir is not None:
+            save_weights(state.model, Path(config.checkpoint_dir) / BEST_WEIGHTS,
+                         {"epoch": epoch, "monitor": config.monitor, "value": value})
+    else:
+        state.bad_epochs += 1
+        result.stopped_early = state.bad_epochs >= config.patience and epoch + 1 < config.epochs
+    state.schedule.observe(value, config.mode)
+
+
+def end_epoch(state: TrainingState, row: dict[str, float], log: Any) -> None:
+    """Time the epoch and append its row to the history; log it, checkpoint it and print a summary line."""
+    epoch = int(row["epoch"])
+    row["seconds"] = time.perf_counter() - state.epoch_started
+    state.result.history.append(row)
+    if log is not None:
+        for key, value in row.items():
+            if key != "epoch":
+                log.add_scalar(key if key in HISTORY_KEYS else f"val/{key}", value, epoch)
+    if state.config.checkpoint_dir is not None:
+        state.last_checkpoint = save_checkpoint(Path(state.config.checkpoint_dir), state, epoch)
+    if state.config.progress and enabled():
+        tqdm.write(_summary(row))
+
+
+# --------------------------------------------------------------------------- checks and small helpers
+
+
+def _checked_config(model: nn.Module, config: TrainConfig | Mapping[str, Any] | None,
+                    validate: Validate | None) -> TrainConfig:
+    """The config as a TrainConfig, after checking the model and the monitor can be used together."""
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, Mapping):
+        config = TrainConfig.from_dict(config)
+    if not callable(getattr(model, "loss", None)):
+        raise TypeError(f"{type(model).__name__} has no loss(batch) method; fit() calls model.loss(batch) -> scalar")
+    if config.monitor is not None and validate is None:
+        raise ValueError(f"monitor={config.monitor!r} needs a validate function to compute it")
+    return config
+
+
+def _to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batches must yield dicts of tensors, got {type(batch).__name__}")
+    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()}
+
+
+def _check_loss_shape(loss: Any) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"model.loss(batch) must return a tensor, got {type(loss).__name__}")
+    if loss.ndim != 0:
+        raise ValueError(f"model.loss(batch) must return a scalar, got shape {tuple(loss.shape)}; use .mean()")
+
+
+def _sum_finite(losses: list[torch.Tensor], epoch: int, first_step: int, checkpoint: Path | None) -> torch.Tensor:
+    """The sum of a window of step losses, after checking (one device sync) that none is NaN or inf."""
+    window = torch.stack(losses)
+    bad = ~torch.isfinite(window)
+    if bad.any():
+        index = int(bad.nonzero()[0])
+        where = (f"the last good checkpoint is {checkpoint} (end of epoch {epoch - 1})" if checkpoint is not None
+                 else "there is no checkpoint to go back to (set checkpoint_dir to keep one)")
+        raise FloatingPointError(
+            f"training loss is {window[index].item()} at epoch {epoch}, step {first_step + index} "
+            f"(both counted from 0); {where}. Try a lower lr or grad_clip."
+        )
+    return window.sum()
+
+
+def _summary(row: Mapping[str, float]) -> str:
+    parts = [f"{key}={value:.4g}" for key, value in row.items() if key not in ("epoch", "seconds")]
+    return f"epoch {row['epoch']}: " + " ".join(parts) + f" ({row['seconds']:.1f} s)"
+
+
+@contextmanager
+def _tensorboard(log_dir: str | None):
+    """A TensorBoard writer for log_dir (None: no logs), closed when training ends or fails."""
+    if log_dir is None:
+        yield None
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ImportError(
+            f"log_dir={log_dir!r} asks for TensorBoard logs, but the tensorboard package is not installed: "
+            "pip install tensorboard, or set log_dir=None"
+        ) from err
+    writer = SummaryWriter(log_dir=log_dir)
+    try:
+        yield writer
+    finally:
+        writer.close()
