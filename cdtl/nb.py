@@ -1,4 +1,4 @@
-"""Record a chapter's headline numbers so tests and the book can read them back."""
+"""Record a chapter's headline numbers so tests and the book can read them back, and announce its profile."""
 
 from __future__ import annotations
 
@@ -8,8 +8,28 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cdtl.profiles import ENV_VAR, Profile, choose
+from cdtl.profiles import profile as _profile
+
 MIME = "application/vnd.cdtl.record+json"
 RECORD_DIR_VAR = "CDTL_RECORD_DIR"
+_glued: dict[str, Any] = {}  # names glued in this kernel, so a re-run cell does not glue a name twice
+
+_WHY = {
+    "argument": "set in the parameters cell",
+    "environment": f"set by {ENV_VAR}",
+    "gpu": "the default where a CUDA GPU is present",
+    "cpu": "the default where no CUDA GPU is present",
+}
+
+
+def profile(name: str | None = None) -> Profile:
+    """The chapter's profile (see :func:`cdtl.profile`), announced in one line: which, why, and how to switch."""
+    chosen, source = choose(name)
+    other = "full" if chosen == "smoke" else "smoke"
+    print(f'Profile "{chosen}" ({_WHY[source]}). For the {other} profile, set PROFILE = "{other}" '
+          f"in the parameters cell, or {ENV_VAR}={other} in the environment.")
+    return _profile(chosen)
 
 
 def _jsonable(value: Any) -> Any:
@@ -31,9 +51,10 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
     """Record ``value`` under ``name``.
 
     The value is shown in the notebook (so the book displays it) with a machine-readable
-    copy in the cell output, and, when ``CDTL_RECORD_DIR`` is set, appended to
-    ``<dir>/<notebook>.json`` so a test can check it without parsing the notebook.
-    Returns the JSON value that was recorded.
+    copy in the cell output, glued under ``name`` (``myst_nb.glue``) so the prose can quote
+    it with ``{glue:text}`name``` in either profile, and, when ``CDTL_RECORD_DIR`` is set,
+    appended to ``<dir>/<notebook>.json`` so a test can check it without parsing the
+    notebook. Outside a notebook only the file is written. Returns the JSON value recorded.
     """
     if not name or not isinstance(name, str):
         raise ValueError("record name must be a non-empty string")
@@ -44,6 +65,7 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
 
         if get_ipython() is not None:
             display({MIME: {"name": name, "value": clean}, "text/plain": f"{name} = {clean!r}"}, raw=True)
+            _glue(name, clean)
     except ImportError:  # plain Python: no display, the file is enough
         pass
     directory = os.environ.get(RECORD_DIR_VAR)
@@ -55,6 +77,25 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
         existing[name] = clean
         path.write_text(json.dumps(existing, indent=2, sort_keys=True))
     return clean
+
+
+class _Word(str):
+    """A recorded string that displays without quotes, so the prose quotes a recorded word as a word."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def _glue(name: str, value: Any) -> None:
+    """Glue ``value`` for the book (hidden output); a name already glued with this value is left alone."""
+    try:
+        from myst_nb import glue
+    except ImportError:  # the book's packages are not installed (Colab, a plain install): nothing to glue for
+        return
+    if name in _glued and _glued[name] == value:
+        return
+    _glued[name] = value
+    glue(name, _Word(value) if isinstance(value, str) else value, display=False)
 
 
 def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 ENV_VAR = "CDTL_PROFILE"
-DEFAULT = "full"
+WITH_GPU, WITHOUT_GPU = "full", "smoke"  # the default where a CUDA GPU is present, and where none is
 
 
 @dataclass(frozen=True)
@@ -82,21 +82,47 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def profile(name: str | None = None, **overrides: Any) -> Profile:
-    """Return the sizes for this run.
+def cuda_available() -> bool:
+    """True where PyTorch sees a CUDA GPU (False where torch is missing or CPU-only)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; kept for a bare install
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose(name: str | None = None) -> tuple[str, str]:
+    """The profile's name and where it came from: ``"argument"``, ``"environment"``, ``"gpu"`` or ``"cpu"``.
 
     ``name`` wins when given (a papermill ``parameters`` cell passes it); otherwise the
-    ``CDTL_PROFILE`` environment variable; otherwise ``full``. Keyword overrides replace
-    single fields, e.g. ``profile("smoke", epochs=5)``.
+    ``CDTL_PROFILE`` environment variable; otherwise ``full`` where a CUDA GPU is present
+    and ``smoke`` where none is, so a laptop never starts an hour-long CPU run by default.
     """
-    chosen = name or os.environ.get(ENV_VAR) or DEFAULT
+    if name:
+        chosen, source = name, "argument"
+    elif os.environ.get(ENV_VAR, "").strip():
+        chosen, source = os.environ[ENV_VAR], "environment"
+    elif cuda_available():
+        chosen, source = WITH_GPU, "gpu"
+    else:
+        chosen, source = WITHOUT_GPU, "cpu"
     chosen = chosen.strip().lower()
     if chosen not in PROFILES:
         raise ValueError(
-            f"unknown profile {chosen!r} (from {'argument' if name else ENV_VAR}); "
+            f"unknown profile {chosen!r} (from {'argument' if source == 'argument' else ENV_VAR}); "
             f"expected one of {sorted(PROFILES)}"
         )
-    base = PROFILES[chosen]
+    return chosen, source
+
+
+def profile(name: str | None = None, **overrides: Any) -> Profile:
+    """Return the sizes for this run.
+
+    The profile is chosen by :func:`choose`: ``name``, else ``CDTL_PROFILE``, else ``full``
+    with a CUDA GPU and ``smoke`` without. Keyword overrides replace single fields, e.g.
+    ``profile("smoke", epochs=5)``.
+    """
+    base = PROFILES[choose(name)[0]]
     unknown = sorted(set(overrides) - set(base.as_dict()))
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(base.as_dict())}")

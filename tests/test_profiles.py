@@ -13,7 +13,10 @@ from cdtl import nb
 
 def test_profile_from_argument_env_and_default(monkeypatch):
     monkeypatch.delenv("CDTL_PROFILE", raising=False)
-    assert cdtl.profile().name == "full"
+    monkeypatch.setattr(cdtl.profiles, "cuda_available", lambda: True)
+    assert cdtl.profile().name == "full"  # the default with a CUDA GPU
+    monkeypatch.setattr(cdtl.profiles, "cuda_available", lambda: False)
+    assert cdtl.profile().name == "smoke"  # and without one
     monkeypatch.setenv("CDTL_PROFILE", "smoke")
     assert cdtl.profile().name == "smoke"
     assert cdtl.profile("full").name == "full"  # a parameters cell wins over the environment
@@ -63,3 +66,26 @@ def test_read_records_from_an_executed_notebook(tmp_path):
     path = tmp_path / "x.ipynb"
     nbformat.write(book, path)
     assert nb.read_records(path) == {"ndcg": 0.3}
+
+
+def test_record_glues_its_value_for_the_prose(monkeypatch, tmp_path):
+    """Inside a notebook a record is also glued (hidden), so {glue:text} can quote it; the same value twice glues once."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from myst_nb.ext.glue import extract_glue_data
+
+    monkeypatch.setattr(InteractiveShell, "_instance", None)  # a shell of our own, gone after the test
+    InteractiveShell.instance()
+    monkeypatch.setenv("CDTL_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("CDTL_NOTEBOOK", "99_glue")
+    monkeypatch.setattr(nb, "_glued", {})
+    with capture_output() as captured:
+        nb.record("ndcg", 0.3125)
+        nb.record("best", "ptupcdr")
+        nb.record("ndcg", 0.3125)  # a cell run twice
+    outputs = [nbformat.v4.new_output("display_data", data=o.data, metadata=o.metadata) for o in captured.outputs]
+    assert sum(nb.MIME in out.data for out in outputs) == 3  # every record is shown and machine-readable
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=outputs)])
+    glued = extract_glue_data(book, [0], logger=None)  # how the book reads glued values (a duplicate would warn)
+    assert {name: value["data"]["text/plain"] for name, value in glued.items()} == {"ndcg": "0.3125", "best": "ptupcdr"}
+    assert json.loads((tmp_path / "99_glue.json").read_text()) == {"ndcg": 0.3125, "best": "ptupcdr"}
