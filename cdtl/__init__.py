@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cdtl import progress as _progress  # noqa: F401 (where no bar is drawn, it silences tqdm's notebook advice)
 from cdtl.profiles import PROFILES, Profile, profile
 
 __version__ = "0.1.0"

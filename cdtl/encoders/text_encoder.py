@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from cdtl.encoders.cache import EmbeddingCache, text_key
+from cdtl import progress
 from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
-from cdtl.progress import enabled, tqdm
 from cdtl.train import choose_device
 
 POOLINGS = ("auto", "mean", "cls", "last")
@@ -282,7 +282,8 @@ class TextEncoder:
 
     def _progress(self, n_texts: int) -> Any:
         n_batches = sum(math.ceil(min(self.chunk_size, n_texts - s) / self.batch_size) for s in range(0, n_texts, self.chunk_size))
-        return tqdm(total=n_batches, desc="encode", unit="batch", disable=not enabled() or n_batches == 0, leave=False)
+        return progress.bar(total=n_batches, desc="encode", unit="batch", leave=False,
+                            done=f"encoded {n_texts} texts with {Path(self.model_name).name}")
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -36,7 +36,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" -> cuda, then mps, then cpu
     amp: bool = True  # mixed precision on CUDA only (bf16 if supported, else fp16 with a GradScaler)
-    progress: bool = True  # a tqdm bar per epoch
+    progress: bool = True  # a tqdm bar per epoch (one summary line in a built book: cdtl.progress)
     log_dir: str | None = None  # write TensorBoard logs here (needs the tensorboard package)
     checkpoint_dir: str | None = None  # safetensors checkpoints after every epoch
     resume: bool = False  # continue from the last checkpoint in checkpoint_dir

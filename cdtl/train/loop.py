@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cdtl import progress
 from cdtl.progress import enabled, tqdm
 from cdtl.train.checkpoint import BEST_WEIGHTS, LAST_WEIGHTS, load_checkpoint, save_checkpoint, save_weights
 from cdtl.train.config import HISTORY_KEYS, TrainConfig, TrainResult
@@ -111,6 +112,8 @@ class TrainingState:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         self.result.seconds = time.perf_counter() - self.started
+        if self.config.progress:
+            progress.summary(_fit_summary(self.result, self.config.monitor))
         return self.result
 
 
@@ -252,6 +255,15 @@ def _sum_finite(losses: list[torch.Tensor], epoch: int, first_step: int, checkpo
             f"(both counted from 0); {where}. Try a lower lr or grad_clip."
         )
     return window.sum()
+
+
+def _fit_summary(result: TrainResult, monitor: str | None) -> str:
+    """One line for a whole run: epochs, time, and the best validation score when one was monitored."""
+    epochs = len(result.history)
+    line = f"trained {epochs} epoch{'s' if epochs != 1 else ''} in {result.seconds:.1f} s on {result.device}"
+    if result.best_epoch is not None and result.best_metric is not None:
+        line += f"; best {monitor} {result.best_metric:.4g} at epoch {result.best_epoch}"
+    return line + (" (stopped early)" if result.stopped_early else "")
 
 
 def _summary(row: Mapping[str, float]) -> str:
