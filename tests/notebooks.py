@@ -15,8 +15,8 @@ from cdtl.nb import read_records
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_files() -> list[Path]:
-    """Every notebook listed in _toc.yml, in book order."""
+def toc_pages() -> list[str]:
+    """Every page listed in _toc.yml (paths without suffix), in book order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
 
@@ -27,7 +27,12 @@ def toc_files() -> list[Path]:
             walk(entry.get("sections", []) + entry.get("chapters", []))
 
     walk(toc.get("chapters", []) + [c for part in toc.get("parts", []) for c in part.get("chapters", [])])
-    return [ROOT / f"{f}.ipynb" for f in files]
+    return files
+
+
+def toc_files() -> list[Path]:
+    """Every chapter (an executable notebook under chapters/) listed in _toc.yml, in book order."""
+    return [ROOT / f"{page}.ipynb" for page in toc_pages() if page.startswith("chapters/")]
 
 
 def chapter_records(path: Path) -> dict[str, Any]:
