@@ -1,20 +1,30 @@
-# The two commands of the README: `make book` and `make test`. Each makes the virtual
-# environment first if it is missing or older than the requirements.
+# The two commands of the README, `make book` and `make test`, and the GPU runner's `make test-gpu`.
+# Each makes what it needs first: the virtual environment (when missing or older than the
+# requirements), the book's own MathJax (npm), and for the rendering tests headless Chromium.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cdtl-installed
 EXTRAS := offline,book,test,serve,bench
-PROFILE := $(or $(CDTL_PROFILE),full)
+MATHJAX := book/node_modules/mathjax/package.json
+# The book's profile: CDTL_PROFILE when set, else cdtl's own default (full where a CUDA GPU is
+# present, smoke where none is). Expanded when a recipe runs, so after the environment exists.
+PROFILE = $(or $(CDTL_PROFILE),$(shell $(BIN)/python -c "import cdtl.profiles as p; print(p.choose()[0])"))
+MACHINE = $(shell $(BIN)/python -c "import cdtl.profiles as p; print('gpu' if p.cuda_available() else 'cpu')")
+TIMINGS := $(BIN)/python book/cdtl_book/timings.py
 
 # datasets are cached inside the repository unless the caller points elsewhere
 export CDTL_DATA_DIR ?= $(CURDIR)/data/cache
 
-.PHONY: help install test book clean-book clean
+.PHONY: help install mathjax browser test test-gpu book timings clean-book clean
 
 help:
-	@echo "make test   run every test (unit tests + every chapter under nbval, smoke profile)"
-	@echo "make book   build the book into _build/<profile>/_build/html (CDTL_PROFILE=smoke for a quick build)"
+	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
+	@echo "               then the book built from those executions (-W) and every page checked in headless Chromium"
+	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
+	@echo "               CDTL_PROFILE=smoke|full chooses)"
+	@echo "make test-gpu  on a CUDA machine: every chapter under nbval in the full profile, then the full-profile ranges"
+	@echo "make timings   store the last build's execution times of this profile and machine in book/timings.json"
 
 $(STAMP): pyproject.toml requirements-ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,15 +34,45 @@ $(STAMP): pyproject.toml requirements-ci.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
-	CDTL_PROFILE=smoke $(BIN)/python -m pytest chapters tests --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(PYTEST_ARGS)
+# MathJax, pinned in book/package.json (integrity in book/package-lock.json), served by the book itself
+$(MATHJAX): book/package.json book/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js) is needed to install the book's MathJax: apt-get install npm" >&2; exit 1; }
+	npm ci --prefix book --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(MATHJAX)
 
-book: $(STAMP)
-	CDTL_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
-	@echo "book: _build/$(PROFILE)/_build/html/index.html"
+mathjax: $(MATHJAX)
+
+# Headless Chromium for the rendering tests: found on PATH, or Debian's package installed where we may
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	|| { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	     else echo "make: the rendering tests need headless Chromium: sudo apt-get install chromium (Debian)," \
+	               "or install Google Chrome, or set CDTL_CHROMIUM to a Chromium binary" >&2; exit 1; fi; }
+
+# One execution of every chapter: nbval runs it, its outputs become the book's execution cache
+# (tests/nbval_cache.py), the book is built from that cache with warnings as errors and checked
+# in Chromium (tests/test_rendered.py), and the recorded results are checked against their ranges.
+test: $(STAMP) mathjax browser
+	CDTL_PROFILE=smoke $(BIN)/python -m pytest chapters tests --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider $(PYTEST_ARGS)
+
+# The full profile on a CUDA machine (the GPU runner): the same chapters and recorded-results checks
+test-gpu: $(STAMP)
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+	  'make test-gpu needs a CUDA GPU that PyTorch sees; torch ' + torch.__version__ + ' sees none')"
+	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/test_chapter_results.py --nbval-lax \
+	  --nbval-cell-timeout=3600 -p no:cacheprovider $(PYTEST_ARGS)
+	$(TIMINGS) show --cache _build/full/_build/.jupyter_cache
+
+book: $(STAMP) mathjax
+	$(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
+	@echo "book ($(PROFILE) profile): _build/$(PROFILE)/_build/html/index.html"
+
+timings: $(STAMP)
+	$(TIMINGS) record --profile $(PROFILE) --machine $(MACHINE) --cache _build/$(PROFILE)/_build/.jupyter_cache
 
 clean-book:
 	rm -rf _build
 
 clean: clean-book
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache book/node_modules

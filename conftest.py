@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 RECORD_DIR = ROOT / "build" / "records"
 
+# chapters executed under nbval feed the book build (tests/nbval_cache.py)
+sys.path.insert(0, str(ROOT / "tests"))
+pytest_plugins = ["nbval_cache"]
+
 os.environ.setdefault("CDTL_PROFILE", "smoke")
 os.environ.setdefault("CDTL_DATA_DIR", str(ROOT / "data" / "cache"))
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("CDTL_PROGRESS", "summary")  # a chapter's outputs are the book's: one line per run, no bars
 os.environ["CDTL_RECORD_DIR"] = str(RECORD_DIR)
+# Unit tests draw off screen; a chapter's kernel draws inline, as in the book, since its figures are the book's.
+_TEST_BACKEND = os.environ.setdefault("MPLBACKEND", "Agg")
+NOTEBOOK_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -29,3 +37,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     path = Path(str(item.fspath))
     if path.suffix == ".ipynb":
         os.environ["CDTL_NOTEBOOK"] = path.stem
+        os.environ["MPLBACKEND"] = NOTEBOOK_BACKEND
+    else:
+        os.environ["MPLBACKEND"] = _TEST_BACKEND
