@@ -1,0 +1,153 @@
+"""The teaching structure every chapter follows, checked on the chapters that follow it (CONFORMING).
+
+A conforming chapter opens with "Learning goals" and a run-time line per profile, ends with
+"Summary", "Exercises" and "References", has at least three exercises whose solutions are
+code (which nbval runs in the smoke profile) behind a dropdown, cites its sources from
+references.bib with {cite} and lists them with {bibliography}, and repeats no heading.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import nbformat
+import pytest
+
+from notebooks import ROOT, toc_files
+
+sys.path.insert(0, str(ROOT / "book"))
+from cdtl_book import timings  # noqa: E402  (the book's own helpers live next to its pages)
+
+# The chapters that follow the conventions. Add a chapter here when it does; the list ends as every chapter.
+CONFORMING = ["00_preface"]
+
+HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$", re.M)
+DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{([\w-]+)\}[ \t]*(.*)\n((?::[\w-]+:.*\n)*)", re.M)
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+BIB_KEY = re.compile(r"^@\w+\{([^,\s]+),", re.M)
+ENDING = ["Summary", "Exercises", "References"]
+
+
+def _chapter(stem: str) -> list[nbformat.NotebookNode]:
+    return nbformat.read(ROOT / "chapters" / f"{stem}.ipynb", as_version=4).cells
+
+
+def _headings(cells: list[nbformat.NotebookNode]) -> list[tuple[int, int, str]]:
+    """(cell index, level, text) of every markdown heading, outside fenced code."""
+    found = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "markdown":
+            text = re.sub(r"^```.*?^```", "", cell.source, flags=re.M | re.S)
+            found += [(index, len(m.group(1)), m.group(2)) for m in HEADING.finditer(text)]
+    return found
+
+
+def _options(block: str) -> dict[str, str]:
+    return dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", block, re.M))
+
+
+def _section(cells: list[nbformat.NotebookNode], title: str) -> list[nbformat.NotebookNode]:
+    """The cells from the level-2 heading ``title`` to the next level-2 heading."""
+    heads = [(index, text) for index, level, text in _headings(cells) if level == 2]
+    start = next((index for index, text in heads if text == title), None)
+    if start is None:
+        pytest.fail(f"no '## {title}' section")
+    end = next((index for index, _ in heads if index > start), len(cells))
+    return cells[start:end]
+
+
+def test_every_conforming_chapter_is_in_the_book():
+    assert set(CONFORMING) <= {path.stem for path in toc_files()}
+
+
+@pytest.mark.parametrize("stem", CONFORMING)
+def test_learning_goals_and_run_times_open_the_chapter(stem: str):
+    cells = _chapter(stem)
+    levels = _headings(cells)
+    assert levels[0][1] == 1, f"{stem}: the first heading is the chapter's title"
+    second = [text for _, level, text in levels if level == 2]
+    assert second[0] == "Learning goals", f"{stem}: the first section is {second[0]!r}, not 'Learning goals'"
+    opening = "\n".join(c.source for c in cells[: _section_start(cells, second[1])] if c.cell_type == "markdown")
+    for profile in timings.PROFILES:
+        assert f"{{runtime}}`{profile}`" in opening, f"{stem}: no run-time line for the {profile} profile at the top"
+        timings.runtime_text(timings.load(), stem, profile)  # measured (or explicitly not yet) in book/timings.json
+    assert timings.load()["chapters"][stem]["smoke"].get("cpu"), f"{stem}: its smoke run time on a CPU is not measured"
+
+
+def _section_start(cells: list[nbformat.NotebookNode], title: str) -> int:
+    return next(index for index, level, text in _headings(cells) if level == 2 and text == title)
+
+
+@pytest.mark.parametrize("stem", CONFORMING)
+def test_summary_exercises_and_references_close_the_chapter(stem: str):
+    second = [text for _, level, text in _headings(_chapter(stem)) if level == 2]
+    assert second[-3:] == ENDING, f"{stem}: the last sections are {second[-3:]}, expected {ENDING}"
+
+
+@pytest.mark.parametrize("stem", CONFORMING)
+def test_exercises_have_runnable_solutions_behind_a_toggle(stem: str):
+    cells = _section(_chapter(stem), "Exercises")
+    exercises, solutions, open_solution = [], {}, None
+    for cell in cells:
+        if cell.cell_type == "code" and open_solution is not None:
+            tags = set(cell.metadata.get("tags", []))
+            assert not tags & {"nbval-skip", "raises-exception", "skip-execution"} and "NBVAL_SKIP" not in cell.source, \
+                f"{stem}: a solution of {open_solution} is not run by nbval"
+            solutions[open_solution] += 1
+            continue
+        if cell.cell_type != "markdown":
+            continue
+        for fence, name, argument, block in DIRECTIVE.findall(cell.source):
+            options = _options(block)
+            if name == "exercise":
+                assert options.get("label"), f"{stem}: an exercise without a :label:"
+                exercises.append(options["label"])
+            elif name == "solution-start":
+                assert "dropdown" in options.get("class", "").split(), f"{stem}: solution {argument} is not a dropdown"
+                open_solution, solutions[argument.strip()] = argument.strip(), 0
+            elif name == "solution-end":
+                open_solution = None
+            elif name == "solution":
+                pytest.fail(f"{stem}: solution {argument} holds no code cell; use {{solution-start}} ... {{solution-end}}")
+    assert open_solution is None, f"{stem}: {{solution-start}} {open_solution} is never ended"
+    with_code = [label for label in exercises if solutions.get(label, 0) > 0]
+    assert len(with_code) >= 3, f"{stem}: {len(with_code)} exercises with code solutions ({exercises}); at least 3"
+    assert set(solutions) <= set(exercises), f"{stem}: solutions of unknown exercises {set(solutions) - set(exercises)}"
+
+
+@pytest.mark.parametrize("stem", CONFORMING)
+def test_sources_are_cited_from_the_one_bibliography(stem: str):
+    cells = _chapter(stem)
+    text = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    cited = {key.strip() for group in CITE.findall(text) for key in group.split(",")}
+    known = set(BIB_KEY.findall((ROOT / "references.bib").read_text()))
+    assert cited, f"{stem} cites nothing with {{cite}}"
+    assert cited <= known, f"{stem} cites keys missing from references.bib: {sorted(cited - known)}"
+    references = "\n".join(c.source for c in _section(cells, "References") if c.cell_type == "markdown")
+    bibliographies = [_options(block) for _, name, _, block in DIRECTIVE.findall(references) if name == "bibliography"]
+    assert bibliographies, f"{stem}: the References section has no {{bibliography}}"
+    assert all(b.get("filter") == "docname in docnames" for b in bibliographies), \
+        f"{stem}: the bibliography must list this chapter's citations only (:filter: docname in docnames)"
+
+
+@pytest.mark.parametrize("stem", CONFORMING)
+def test_no_heading_is_repeated_or_malformed(stem: str):
+    texts = [text for _, _, text in _headings(_chapter(stem))]
+    repeated = sorted({text for text in texts if texts.count(text) > 1})
+    assert not repeated, f"{stem}: repeated headings {repeated}"
+    malformed = [text for text in texts if "#" in text]
+    assert not malformed, f"{stem}: headings with a stray '#': {malformed}"
+
+
+def test_bibliography_entries_are_complete():
+    """Every entry has authors (or an organisation), a title and a year; keys are unique."""
+    bib = (ROOT / "references.bib").read_text()
+    keys = BIB_KEY.findall(bib)
+    assert len(keys) == len(set(keys)), "duplicate keys in references.bib"
+    for entry in re.split(r"\n(?=@)", bib)[1:]:
+        key = BIB_KEY.match(entry).group(1)
+        for field in ("author", "title", "year"):
+            assert re.search(rf"^\s*{field}\s*=", entry, re.M), f"references.bib: {key} has no {field}"
+        assert re.search(r"^\s*(booktitle|journal|publisher|howpublished|archiveprefix)\s*=", entry, re.M), \
+            f"references.bib: {key} names no venue"
