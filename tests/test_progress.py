@@ -68,3 +68,16 @@ def test_tqdm_notebook_advice_is_silenced_only_where_no_bar_is_drawn(monkeypatch
         progress.quiet_notebook_warnings()
         warnings.warn("IProgress not found. Please update jupyter and ipywidgets.", UserWarning)
     assert not caught
+
+
+def test_loading_a_language_model_draws_no_bar_in_summary_mode(monkeypatch, capfd):
+    from transformers.utils import logging as transformers_logging
+
+    from cdtl.encoders.language_model import load_model, resolve_model
+
+    monkeypatch.setenv(progress.ENV_VAR, "summary")
+    name, directory = resolve_model(None)
+    load_model(name, directory, is_default=True)
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert transformers_logging.is_progress_bar_enabled()  # the library's own setting is restored

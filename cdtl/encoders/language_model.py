@@ -43,8 +43,14 @@ def resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
 def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[Any, Any]:
     """(tokenizer, AutoModel) of a resolved model, or an error that says how to get it."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    from cdtl import progress
 
     source = str(directory) if directory is not None else name
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    if not progress.enabled():  # no "Loading weights" bar in a built book or a test log
+        transformers_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_pretrained(source)
@@ -57,6 +63,9 @@ def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[
             how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
                    "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
         raise OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
     return tokenizer, model
 
 
