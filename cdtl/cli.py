@@ -37,11 +37,36 @@ def _run(args: argparse.Namespace) -> int:
     from cdtl.experiments import format_table, load_config, run
 
     config = load_config(args.config, args.set)
+    if "export" in config:  # train the served models and write a bundle (cdtl.serve.export)
+        return _write_bundle(config, None, False)
     out = args.out or f"runs/{config.get('name', 'experiment')}"
     results = run(config, out)
     print(format_table(results))
     print(f"wrote {out}/metrics.json")
     return 0
+
+
+def _write_bundle(config: dict, out: str | None, overwrite: bool) -> int:
+    from cdtl.serve.export import export
+
+    exported = export(config, out, overwrite=overwrite or None)
+    print(f"wrote bundle {exported.path} (test NDCG@10 of the served fusion: "
+          f"{exported.fitted.per_user[exported.fusion]['ndcg@10'].mean():.4f})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cdtl.experiment import load_config
+
+    return _write_bundle(load_config(args.config, args.set), args.out, args.overwrite)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cdtl.serve.server import read_token, serve
+
+    index = json.loads(args.index) if args.index.strip().startswith("{") else {"kind": args.index}
+    return serve(args.bundle, host=args.host, port=args.port, token=read_token(args.token_file), read_only=args.read_only,
+                 index=index, max_body=args.max_body, port_file=args.port_file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one setting, e.g. --set train.epochs=5 (repeatable)")
     run.add_argument("--out", default=None, help="output folder (default runs/<name>)")
     run.set_defaults(func=_run)
+    export = commands.add_parser("export", help="train a fusion experiment's models and write them as a serving bundle")
+    export.add_argument("config", help="fusion experiment YAML, e.g. configs/fusion_ml1m.yaml (optional export: section)")
+    export.add_argument("--out", default=None, help="bundle folder to write (default: the config's export.bundle)")
+    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set export.fusion=global (repeatable)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    export.set_defaults(func=_export)
+    serve = commands.add_parser("serve", help="serve a bundle over HTTP (FastAPI under uvicorn)")
+    serve.add_argument("bundle", help="bundle folder written by cdtl export")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (0: any free port; see --port-file)")
+    serve.add_argument("--token-file", default=None,
+                       help="file holding the bearer token of POST /items and /reload (default: $CDTL_SERVE_TOKEN)")
+    serve.add_argument("--read-only", action="store_true", help="no writable endpoints (then no token is needed)")
+    serve.add_argument("--index", default="auto",
+                       help="auto | exact | ivf | hnsw, or a JSON object of index settings (default auto: exact up "
+                            "to 20,000 items, FAISS IVF above)")
+    serve.add_argument("--max-body", type=int, default=None, help="largest request body in bytes (default 4 MiB)")
+    serve.add_argument("--port-file", default=None, help="write the port actually bound to this file")
+    serve.set_defaults(func=_serve)
     return parser
 
 

@@ -1,0 +1,136 @@
+"""Train the served models through the fusion experiment and write them as a bundle: ``cdtl export`` and ``export:`` sections.
+
+A bundle serves what chapter 06's fusion experiment trains, on the same split:
+
+- target-domain matrix factorisation for warm users;
+- the language-model bridge of chapter 04 for cold users. Of the course's bridges it is
+  the one that serves a user the training never saw from their source history alone:
+  EMCDR, PTUPCDR and CMF start from the user's row in a source-domain model, which a new
+  user does not have;
+- popularity, the fallback;
+- the fusion that mixes them per user (``fusion: user``; or ``global``, ``uniform``).
+  ``cdtl.serve.recommender.Recommender(bundle, fusion=False)`` serves the same bundle
+  without it, each user by the first scorer that can.
+
+``export(config, out)`` takes a fusion config (``kind: fusion``) with an optional
+``export:`` section (``bundle``: where to write it, ``fusion``: which fusion to serve,
+``overwrite``) and returns the bundle's path with everything the experiment trained and
+measured, so a notebook can go on from there (an A/B replay on the same test users).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cdtl.serve.bundle import BundleError
+from cdtl.serve.pack import SCORERS, Trained, pack_bundle
+
+EXPORT_DEFAULTS: dict[str, Any] = {"bundle": None, "fusion": "user", "overwrite": False}
+FUSIONS = ("user", "global", "uniform")
+
+
+@dataclass
+class Exported:
+    """A written bundle and the experiment behind it: ``fitted`` is ``fit_all``'s output (split, scorers, fusion, test metrics)."""
+
+    path: Path
+    fitted: Any
+    fusion: str
+
+    @property
+    def test_metrics(self) -> dict[str, np.ndarray]:
+        """Per-user test metrics (with ``users``) of the system the bundle serves, as the experiment measured them."""
+        return self.fitted.per_user[self.fusion]
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the experiment config, the export settings with defaults) of a config with an optional ``export:`` section."""
+    from cdtl.comparisons.fusion import ConfigError
+
+    config = copy.deepcopy(config)
+    section = config.pop("export", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"export must be a mapping ({', '.join(EXPORT_DEFAULTS)}), got {section!r}")
+    unknown = sorted(set(section) - set(EXPORT_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) export.{unknown[0]}; valid keys: {', '.join(EXPORT_DEFAULTS)}")
+    settings = {**EXPORT_DEFAULTS, **section}
+    if settings["fusion"] not in FUSIONS:
+        raise ConfigError(f"export.fusion must be one of {', '.join(FUSIONS)}, got {settings['fusion']!r}")
+    if config.get("kind") != "fusion":
+        raise ConfigError(f"a bundle is exported from a fusion experiment (kind: fusion, e.g. configs/fusion_ml1m.yaml); "
+                          f"this config's kind is {config.get('kind', 'single')!r}")
+    scorers = config.get("scorers", list(SCORERS))
+    if sorted(scorers) != sorted(SCORERS):
+        raise ConfigError(f"a bundle serves the scorers {list(SCORERS)}; the config lists {scorers}")
+    bridge = (config.get("lm_bridge") or {}).get("model", "lm_bridge")
+    if bridge != "lm_bridge":
+        raise ConfigError(f"lm_bridge.model {bridge!r} cannot serve a new user: it starts from the user's row in a "
+                          "source-domain model; the service's cold-user bridge is lm_bridge, which needs only their history")
+    config["scorers"] = list(SCORERS)
+    return config, settings
+
+
+def _model_behind(scorer: Any, name: str) -> Any:
+    """The trained model behind a fusion scorer (its ``score_all`` is a bound method of the model or its wrapper)."""
+    owner = getattr(scorer.score_all, "__self__", None)
+    model = getattr(owner, "model", owner)
+    if model is None:
+        raise BundleError(f"cannot find the trained model behind scorer {name!r}")
+    return model
+
+
+def _encoder(cfg: dict[str, Any]) -> Any:
+    """The text encoder the bridge's item vectors came from (cached on disk), built from the bridge's config."""
+    from cdtl.comparisons import transfer
+    from cdtl.data import cache_dir
+    from cdtl.encoders.text_encoder import TextEncoder
+
+    lm = transfer.resolve(cfg["lm_bridge"]["config"])["lm"]
+    return TextEncoder(lm["model"], pooling="mean", max_length=int(lm["max_length"]),
+                       batch_size=int(lm["encode_batch_size"]), cache_dir=cache_dir() / "embeddings"), lm
+
+
+def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: bool | None = None) -> Exported:
+    """Train the fusion experiment ``config`` describes and write its models as a bundle at ``out``.
+
+    ``out`` (or ``export.bundle``) is the bundle folder; an existing one is replaced only
+    with ``overwrite`` (or ``export.overwrite``).
+    """
+    from cdtl.comparisons import fusion
+    from cdtl.data.ids import interaction_matrix
+
+    experiment, settings = split_config(config)
+    out = out or settings["bundle"]
+    if out is None:
+        raise fusion.ConfigError("where should the bundle go? pass --out BUNDLE (or set export.bundle)")
+    overwrite = settings["overwrite"] if overwrite is None else overwrite
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another folder or ask to overwrite it (--overwrite)")
+    mode = settings["fusion"]
+    experiment.setdefault("fusion", {})["modes"] = [mode]
+    cfg = fusion.resolve(experiment)
+    fitted = fusion.fit_all(cfg)
+    fd, cd = fitted.fd, fitted.fd.cd
+    encoder, lm = _encoder(cfg)
+    text = encoder.encode(cd.split.data.items["text"].tolist(), ids=cd.split.data.items["item"].tolist())
+    cold_val = interaction_matrix(cd.val["u"].to_numpy(), cd.val["i"].to_numpy(), cd.n_users, cd.n_target_items)
+    seen = ((fd.test_exclude + cold_val) > 0).tocsr()  # everything a user is known to have seen, but the test part
+    popularity = fitted.scorers["popularity"].score_all(np.zeros(1, dtype=np.int64))[0]
+    test = fitted.per_user[mode]
+    summary = {"experiment": cfg["name"], "fusion": mode, "seed": cfg["seed"],
+               "test_ndcg@10": float(np.mean(test["ndcg@10"])), "test_users": int(len(test["users"]))}
+    trained = Trained(cd=cd, text=text, encoder=encoder, mf=_model_behind(fitted.scorers["mf"], "mf"),
+                      bridge=_model_behind(fitted.scorers["lm_bridge"], "lm_bridge"), bridge_settings=lm,
+                      popularity=popularity, source_len=fd.source_len, target_len=fd.target_len, seen=seen,
+                      fusion=fitted.fusions[mode], config=cfg, summary=summary)
+    path = pack_bundle(out, trained, overwrite=overwrite)
+    return Exported(path=path, fitted=fitted, fusion=mode)
+
+
+__all__ = ["EXPORT_DEFAULTS", "FUSIONS", "Exported", "export", "split_config"]

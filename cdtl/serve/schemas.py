@@ -1,0 +1,137 @@
+"""The service's request and response bodies: strict types, limits, and the examples the OpenAPI document shows.
+
+Requests are strict: an unknown field, a string where a number belongs, or a number
+outside its range is refused with a 4xx naming the field (``cdtl.serve.app`` turns
+pydantic's errors into one message per field), never coerced or dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+MAX_K = 1000  # items per answer
+MAX_HISTORY = 10_000  # items in a new user's history
+MAX_TEXT = 2_000  # characters of a free text
+MAX_ID = 200  # characters of an id
+
+Id = Annotated[Union[Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID)], StrictInt],
+               Field(description="an id as in the bundle (a number is read as its decimal text)")]
+K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"how many items to return (1 to {MAX_K})")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecommendRequest(_Strict):
+    """A known user by id, or a new (cold) user by the source-domain items they interacted with."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"user": "42", "k": 10},
+        {"history": ["Heat (1995)", "GoldenEye (1995)", "Speed (1994)"], "ratings": [5, 4, 4], "k": 5},
+    ]})
+
+    user: Id | None = Field(None, description="a known user id (warm, or known from the source domain)")
+    history: list[Id] | None = Field(None, min_length=1, max_length=MAX_HISTORY,
+                                     description=f"a new user's source-domain item ids (1 to {MAX_HISTORY}); ids that "
+                                                 "are not source-domain items are reported in unknown_items")
+    ratings: list[Union[StrictFloat, StrictInt]] | None = Field(
+        None, description="optional, one per history item, on the dataset's rating scale; checked, and not used by the "
+                          "bundled text bridge, which pools the history's texts unweighted as it was trained")
+    k: K = 10
+    exclude_seen: StrictBool = Field(True, description="leave out the target items a known user has already seen")
+
+
+class ScoredItem(BaseModel):
+    item: str = Field(description="item id")
+    title: str
+    score: float = Field(description="higher is better (recommend: the fused standardised score; similar-items: cosine)")
+
+
+class RecommendResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user": "42", "scorer": "mf", "weights": {"mf": 0.81, "lm_bridge": 0.12, "popularity": 0.07},
+        "items": [{"item": "American Beauty (1999)", "title": "American Beauty", "score": 3.1}],
+        "unknown_items": [], "history_used": 0, "bundle": "3f2a9c1e7b40"}]})
+
+    user: str | None
+    scorer: Literal["mf", "bridge", "fallback"] = Field(
+        description="the user's path: mf (warm user), bridge (source history only), fallback (popularity)")
+    weights: dict[str, float] = Field(description="the fusion weight of each scorer that served this user")
+    items: list[ScoredItem]
+    unknown_items: list[str] = Field(description="history ids that are not source-domain items (not used)")
+    history_used: int = Field(description="history items the bridge read")
+    bundle: str = Field(description="id of the bundle that answered")
+
+
+class SimilarRequest(_Strict):
+    """Items whose text is closest to a given item's (by id) or to a free text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"item": "Toy Story (1995)", "k": 5}, {"text": "a romantic comedy in Paris", "k": 5}]})
+
+    item: Id | None = None
+    text: StrictStr | None = Field(None, min_length=1, max_length=MAX_TEXT)
+    k: K = 10
+
+
+class SimilarResponse(BaseModel):
+    items: list[ScoredItem]
+    bundle: str
+
+
+class NewItemRequest(_Strict):
+    """A new target-domain item, known only by its text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"item": "The Grand Budapest Hotel (2014)",
+         "text": "The Grand Budapest Hotel (2014). Genres: Comedy, Drama", "title": "The Grand Budapest Hotel"}]})
+
+    item: StrictStr = Field(min_length=1, max_length=MAX_ID)
+    text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, description="what the encoder reads, e.g. title and genres")
+    title: StrictStr | None = Field(None, min_length=1, max_length=MAX_ID)
+
+
+class NewItemResponse(BaseModel):
+    item: str
+    n_items: int = Field(description="target items the service now recommends")
+    bundle: str
+
+
+class ReloadRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bundle": "bundles/ml1m"}, {}]})
+
+    bundle: StrictStr | None = Field(None, min_length=1, max_length=4096,
+                                     description="path of the bundle to serve (default: the one being served, re-read)")
+
+
+class ReloadResponse(BaseModel):
+    bundle: dict
+    previous: str
+    carried_items: int = Field(description="items added through POST /items, carried over to the new bundle")
+    seconds: float
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    bundle: dict | None = None
+    n_items: int | None = None
+    index: str | None = None
+    encoder: dict | None = None
+    detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="one line per problem, each starting with the field at fault")
+    errors: list[dict] = Field(default_factory=list, description="[{field, message}] for each problem")
+
+
+__all__ = ["MAX_HISTORY", "MAX_ID", "MAX_K", "MAX_TEXT", "ErrorBody", "Health", "NewItemRequest", "NewItemResponse",
+           "Ready", "RecommendRequest", "RecommendResponse", "ReloadRequest", "ReloadResponse", "ScoredItem",
+           "SimilarRequest", "SimilarResponse"]
