@@ -84,15 +84,16 @@ def _binom_two_sided(wins: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(n > 0, np.minimum(1.0, 2 * stats.binom.cdf(low, np.maximum(n, 1), 0.5)), 1.0)
 
 
-def detection_rates(hits_a: Any, hits_b: Any, prefs: Any, sizes: list[int], *, draws: int = 500, alpha: float = 0.05,
-                    seed: int = 0) -> pd.DataFrame:
+def detection_rates(hits_a: Any, hits_b: Any, prefs: Any, sizes: list[int], *, draws: int = 200, alpha: float = 0.05,
+                    power: float | None = None, seed: int = 0) -> pd.DataFrame:
     """How often each method detects that B beats A with n users, for each n in ``sizes``, over ``draws`` draws.
 
     Each draw takes n users (with replacement) from the pool. The A/B test splits them
     at random into two arms, A's users observed by ``hits_a`` and B's by ``hits_b`` (0/1
     per user), and runs the two-proportion z test; interleaving shows all n users both
     rankers and runs ``sign_test`` on their ``prefs``. A detection is p < alpha with the
-    difference in B's favour.
+    difference in B's favour. With ``power``, sizes stop once both methods reach it.
+    Draws are processed in blocks, so memory stays bounded however large n is.
     """
     hits_a, hits_b, prefs = (np.asarray(x, dtype=np.float64) for x in (hits_a, hits_b, prefs))
     if not len(hits_a) == len(hits_b) == len(prefs):
@@ -100,20 +101,26 @@ def detection_rates(hits_a: Any, hits_b: Any, prefs: Any, sizes: list[int], *, d
     rng = np.random.default_rng(seed)
     rows = []
     for n in sizes:
-        users = rng.integers(0, len(prefs), (draws, n))
-        arm_b = rng.random((draws, n)) < 0.5
-        n_b = arm_b.sum(1)
-        n_a = n - n_b
-        s_b, s_a = (hits_b[users] * arm_b).sum(1), (hits_a[users] * ~arm_b).sum(1)
-        pooled = (s_a + s_b) / n
-        se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(n_a, 1) + 1 / np.maximum(n_b, 1)))
-        diff = s_b / np.maximum(n_b, 1) - s_a / np.maximum(n_a, 1)
-        z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), 0.0)
-        ab = (2 * stats.norm.sf(np.abs(z)) < alpha) & (diff > 0) & (n_a > 0) & (n_b > 0)
-        p = prefs[users]
-        wins_b, wins_a = (p > 0).sum(1), (p < 0).sum(1)
-        inter = (_binom_two_sided(wins_b, wins_a + wins_b) < alpha) & (wins_b > wins_a)
-        rows.append({"users": n, "ab_power": float(ab.mean()), "interleaving_power": float(inter.mean())})
+        ab_hits, inter_hits = 0, 0
+        block = max(1, min(draws, 2_000_000 // max(n, 1)))
+        for start in range(0, draws, block):
+            m = min(block, draws - start)
+            users = rng.integers(0, len(prefs), (m, n))
+            arm_b = rng.random((m, n)) < 0.5
+            n_b = arm_b.sum(1)
+            n_a = n - n_b
+            s_b, s_a = (hits_b[users] * arm_b).sum(1), (hits_a[users] * ~arm_b).sum(1)
+            pooled = (s_a + s_b) / n
+            se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(n_a, 1) + 1 / np.maximum(n_b, 1)))
+            diff = s_b / np.maximum(n_b, 1) - s_a / np.maximum(n_a, 1)
+            z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), 0.0)
+            ab_hits += int(((2 * stats.norm.sf(np.abs(z)) < alpha) & (diff > 0) & (n_a > 0) & (n_b > 0)).sum())
+            p = prefs[users]
+            wins_b, wins_a = (p > 0).sum(1), (p < 0).sum(1)
+            inter_hits += int(((_binom_two_sided(wins_b, wins_a + wins_b) < alpha) & (wins_b > wins_a)).sum())
+        rows.append({"users": n, "ab_power": ab_hits / draws, "interleaving_power": inter_hits / draws})
+        if power is not None and rows[-1]["ab_power"] >= power and rows[-1]["interleaving_power"] >= power:
+            break
     return pd.DataFrame(rows)
 
 

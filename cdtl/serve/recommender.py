@@ -120,12 +120,20 @@ class Recommender:
         matrix = np.hstack([blocks[n] for n in SCORERS]).astype(np.float32)
         self.dim, self._matrix = matrix.shape[1], matrix
         self.stats = BlockStats(matrix, self.slices)
-        self.index = ItemIndex(matrix, self.index_settings)
+        # the index sees each scorer's block scaled to a root-mean-square row norm of 1 (and the query the inverse):
+        # inner products are unchanged, but no block (popularity counts reach the hundreds) dominates the geometry
+        # that an approximate index clusters or links items by
+        self._scale = np.ones(self.dim, np.float32)
+        for s_ in self.slices.values():
+            rms = float(np.sqrt((matrix[:, s_].astype(np.float64) ** 2).sum(1).mean()))
+            self._scale[s_] = 1.0 / rms if rms > 0 else 1.0
+        self.index = ItemIndex(matrix * self._scale, self.index_settings)
         self.text_index = ItemIndex(target_text.numpy(), self.index_settings)
         use_fusion = fusion and s.get("fusion") and "fusion" in t and set(s["fusion"]["scorers"]) <= set(self.scorers)
         self.gate = Gate(t["fusion"], s["fusion"]) if use_fusion else None
         self._added: list[dict[str, Any]] = []
         self._write = threading.Lock()
+        self.encoder_check: dict[str, Any] | None = None  # how the encoder reproduced the bundle (cdtl.serve.loading)
 
     # ------------------------------------------------------------------ lookups
 
@@ -207,7 +215,7 @@ class Recommender:
         parts, weights, path = self._plan(row, rows)
         q, offset = self._query(parts, weights)
         exclude = self.seen_rows(row) if (row is not None and exclude_seen) else np.empty(0, np.int64)
-        values, found = self.index.search(q[None], k, [exclude])
+        values, found = self.index.search((q / self._scale)[None], k, [exclude])
         keep = found[0] >= 0
         picked = found[0][keep]
         return Recommendation(items=[self._item_ids[r] for r in picked], titles=[self._titles[r] for r in picked],
@@ -220,17 +228,22 @@ class Recommender:
         """(B, n_items) fused scores of every item for known users (``cdtl.evaluate.evaluate_ranking``'s input)."""
         rows = np.asarray(user_rows, dtype=np.int64).ravel()
         queries, offsets = zip(*(self._query(*self._plan(int(r), None)[:2]) for r in rows))
-        matrix = self.index_matrix()
+        matrix = self.item_matrix()
         return torch.from_numpy(np.stack(queries) @ matrix.T - np.asarray(offsets, np.float32)[:, None])
 
-    def index_matrix(self) -> np.ndarray:
-        """(n_items, dim) every item's concatenated scorer rows (what the index searches)."""
+    def item_matrix(self) -> np.ndarray:
+        """(n_items, dim) every item's concatenated scorer rows, added items included."""
         added = [a["row"] for a in self._added]
         return np.concatenate([self._matrix, np.stack(added)]) if added else self._matrix
 
+    def index_matrix(self) -> np.ndarray:
+        """(n_items, dim) the rows the index searches: ``item_matrix`` with each block rescaled (see ``__init__``)."""
+        return self.item_matrix() * self._scale
+
     def user_queries(self, user_rows: Any) -> np.ndarray:
-        """(B, dim) the query vectors of known users (for measuring an index against exact search)."""
-        return np.stack([self._query(*self._plan(int(r), None)[:2])[0] for r in np.asarray(user_rows).ravel()])
+        """(B, dim) known users' queries as the index sees them (for measuring an index against exact search)."""
+        rows = np.asarray(user_rows).ravel()
+        return np.stack([self._query(*self._plan(int(r), None)[:2])[0] for r in rows]) / self._scale
 
     # ------------------------------------------------------------------ items
 
@@ -283,7 +296,7 @@ class Recommender:
             self._titles.append(title)
             row = len(self._item_ids) - 1
             self.stats.add(row_vector[None])
-            self.index.add(row_vector[None])
+            self.index.add((row_vector * self._scale)[None])
             self.text_index.add(raw)
             self._target_rows[item] = row  # last: from here on the item is found by id too
         return row
