@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip HNSW above this many items (its build takes minutes at a million on 2 cores)")
     args = parser.parse_args(argv)
 
-    import faiss
     import torch
+    from threadpoolctl import threadpool_limits
 
     from cdtl.serve.index import IndexSettings, ItemIndex, recall_at_k, synthetic_catalogue
     from cdtl.serve.loading import load_recommender
 
     torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
+    threadpool_limits(limits=1)  # numpy's BLAS and FAISS's OpenMP: one thread, as in the service
     rec = load_recommender(args.bundle, text=False)
     items = rec.index_matrix()
     rng = np.random.default_rng(0)

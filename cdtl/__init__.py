@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 # subpackages load on first use (``cdtl.data.load(...)`` after a plain ``import cdtl``),
 # so importing cdtl stays cheap and torch is only imported by the parts that need it
-_SUBMODULES = {"data", "encoders", "evaluate", "experiments", "metrics", "models", "nb", "train"}
+_SUBMODULES = {"data", "encoders", "evaluate", "experiments", "metrics", "models", "nb", "serve", "train"}
 
 
 def __getattr__(name: str) -> Any:

@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     index = json.loads(args.index) if args.index.strip().startswith("{") else {"kind": args.index}
     return serve(args.bundle, host=args.host, port=args.port, token=read_token(args.token_file), read_only=args.read_only,
-                 index=index, max_body=args.max_body, port_file=args.port_file)
+                 index=index, max_body=args.max_body, port_file=args.port_file, exit_with_parent=args.exit_with_parent)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "to 20,000 items, FAISS IVF above)")
     serve.add_argument("--max-body", type=int, default=None, help="largest request body in bytes (default 4 MiB)")
     serve.add_argument("--port-file", default=None, help="write the port actually bound to this file")
+    serve.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     serve.set_defaults(func=_serve)
     return parser
 

@@ -52,8 +52,12 @@ def _write_port(path: Path, port: int) -> None:
 
 def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           read_only: bool = False, index: dict[str, Any] | None = None, max_body: int | None = None,
-          port_file: str | os.PathLike | None = None, log_level: str = "warning") -> int:
-    """Serve the bundle until interrupted; returns the exit status (2 when the bundle failed to load)."""
+          port_file: str | os.PathLike | None = None, log_level: str = "warning", exit_with_parent: bool = False) -> int:
+    """Serve the bundle until interrupted; returns the exit status (2 when the bundle failed to load).
+
+    ``exit_with_parent``: stop when the process that started this one ends (a notebook
+    kernel or a test that dies without stopping its service leaves no server behind).
+    """
     from cdtl.serve.bundle import verify_bundle
     from cdtl.serve.index import IndexSettings
 
@@ -70,13 +74,10 @@ def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 800
     from cdtl.serve.app import MAX_BODY, create_app
     from cdtl.serve.loading import load_recommender
 
-    torch.set_num_threads(1)  # one request, one core: concurrency comes from the requests
-    try:
-        import faiss
+    from threadpoolctl import threadpool_limits
 
-        faiss.omp_set_num_threads(1)
-    except ImportError:  # exact search only
-        pass
+    torch.set_num_threads(1)  # one request, one core: concurrency comes from the requests
+    threadpool_limits(limits=1)  # numpy's BLAS and FAISS's OpenMP alike
     failure: dict[str, str] = {}
     server: uvicorn.Server | None = None
 
@@ -105,11 +106,29 @@ def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 800
           flush=True)
     if port_file is not None:
         _write_port(Path(port_file), bound)
+    if exit_with_parent:
+        _watch_parent(server)
     server.run(sockets=[sock])
     if failure:
         print(f"cdtl serve: error: the bundle failed to load: {failure['message']}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _watch_parent(server: Any) -> None:
+    """Ask ``server`` to exit once this process's parent is gone (it is then re-parented)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not server.should_exit:
+            if os.getppid() != parent:
+                server.should_exit = True
+                return
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="cdtl-parent-watch", daemon=True).start()
 
 
 def _has(module: str) -> bool:
@@ -134,7 +153,7 @@ class ServiceProcess:
         self.port_file = Path(self._dir.name) / "port"
         self.log_path = Path(self._dir.name) / "server.log"
         args = [sys.executable, "-m", "cdtl.cli", "serve", str(self.bundle), "--host", host, "--port", "0",
-                "--port-file", str(self.port_file)]
+                "--port-file", str(self.port_file), "--exit-with-parent"]
         if read_only:
             args.append("--read-only")
         if index:

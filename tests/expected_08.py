@@ -1,0 +1,66 @@
+"""Expected ranges for the records of chapter 08 (deployment and A/B testing), per profile.
+
+name -> (low, high), inclusive; exact values are ranges of width zero. Smoke: MovieLens
+100K (the chapter under nbval); full: MovieLens 1M. Timings are never checked here (the
+benchmarks report them); what is checked could only fail if the service, the bundle or
+the statistics broke: the served NDCG equals the experiment's, a tampered bundle is
+refused, a new item is found by its own text, no load-test request fails, an A/A test
+with one look keeps its false-positive rate within 0.01 of alpha, peeking inflates it,
+and interleaving needs fewer users than the A/B test.
+"""
+
+from __future__ import annotations
+
+STEM = "08_deployment"
+
+_ALWAYS = {
+    "bundle_files": (9, 9),
+    "tampered_bundle_refused": (1, 1),
+    "warm_scorer_is_mf": (1, 1),
+    "cold_scorer_is_bridge": (1, 1),
+    "new_item_found_rank": (1, 1),
+    "new_item_recommendable": (1, 1),
+    "bad_request_status": (422, 422),
+    "load_errors": (0, 0),
+    "load_requests": (50, 10**7),
+    "faiss_recall10": (0.95, 1.0),  # the chapter's HNSW (M=32, efSearch=128) against exact search
+    "srm_p_value": (0.001, 1.0),  # a hash split of this size shows no sample-ratio mismatch
+    "ab_p_value": (0.0, 1.0),
+    "fpr_one_look": (0.04, 0.06),  # alpha = 0.05, 2,000 A/A experiments
+    "fpr_peeking": (0.10, 0.40),
+    "fpr_msprt": (0.0, 0.06),
+    "interleaving_p_value": (0.0, 0.01),
+    "interleaving_share_treatment": (0.52, 0.75),
+}
+
+EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
+    "smoke": {  # MovieLens 100K, action -> comedy, 20 % cold, seed 0; measured values in the comments
+        **_ALWAYS,
+        "experiment_ndcg10": (0.165, 0.21),  # 0.1844, chapter 06's per-user fusion
+        "served_ndcg10": (0.165, 0.21),  # 0.1844, identical
+        "control_hit10": (0.35, 0.55),  # 0.452 (MF + popularity, control arm)
+        "treatment_hit10": (0.35, 0.55),  # 0.444 (the fusion, treatment arm)
+        "paired_hit10_difference": (-0.03, 0.05),  # +0.006
+        "users_needed_per_arm": (5_000, 10**7),  # 107,782: a lift this small needs a very large experiment
+        "users_80_interleaving": (100, 5_000),  # 688
+        "users_80_ab": (20_000, 409_600),
+    },
+    "full": {  # MovieLens 1M; measured on the bundle of `cdtl export fusion_ml1m` (seed 0)
+        **_ALWAYS,
+        "experiment_ndcg10": (0.14, 0.17),  # 0.1548 (chapter 06, full)
+        "served_ndcg10": (0.14, 0.17),
+        "control_hit10": (0.30, 0.55),
+        "treatment_hit10": (0.30, 0.55),
+        "paired_hit10_difference": (-0.02, 0.08),
+        "users_needed_per_arm": (100, 10**7),
+        "users_80_interleaving": (25, 20_000),
+        "users_80_ab": (100, 409_600),
+    },
+}
+
+RELATIONS = [
+    ("served_ndcg10", "==", "experiment_ndcg10"),  # the service ranks exactly as the experiment measured
+    ("fpr_peeking", ">", "fpr_one_look"),
+    ("fpr_msprt", "<", "fpr_peeking"),
+    ("users_80_interleaving", "<", "users_80_ab"),
+]
