@@ -210,7 +210,7 @@ def create_app(bundle_path: str | Path, *, token: str | None, read_only: bool = 
         history = None if body.history is None else [str(h) for h in body.history]
         user = None if body.user is None else str(body.user)
         out = rec.recommend(user, history, k=body.k, exclude_seen=body.exclude_seen)
-        metrics.served.labels(out.scorer).inc()
+        metrics.child(metrics.served, out.scorer).inc()
         if out.scorer == "fallback":
             metrics.fallbacks.inc()
         metrics.unknown_history.inc(len(out.unknown_items))

@@ -22,6 +22,7 @@ with a wrong hash, a missing or unlisted file, or an unknown format version, nam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -75,7 +76,7 @@ class Bundle:
     items: pd.DataFrame
     tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         """A short content id: the first 12 hex digits of a sha256 over every file's name and sha256."""
         return bundle_id(self.manifest)

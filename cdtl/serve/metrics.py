@@ -38,15 +38,25 @@ class ServiceMetrics:
         self.catalogue = Gauge("cdtl_catalogue_items", "Target items the service recommends", registry=r)
         self.bundle = Gauge("cdtl_bundle_info", "The bundle being served (value 1)", ["bundle"], registry=r)
 
+        self._children: dict[tuple, Any] = {}  # labelled series, looked up once each
+
     def endpoint(self, path: str) -> str:
         return path if path in self.endpoints else "other"
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the service labels the same few series on every request."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, path: str, status: int, seconds: float) -> None:
         endpoint = self.endpoint(path)
-        self.requests.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        self.child(self.requests, endpoint, str(status)).inc()
+        self.child(self.latency, endpoint).observe(seconds)
         if status >= 400 and endpoint not in PROBES:  # a probe's 503 while loading is its answer, not an error
-            self.errors.labels(endpoint, "5xx" if status >= 500 else "4xx").inc()
+            self.child(self.errors, endpoint, "5xx" if status >= 500 else "4xx").inc()
 
     def serving(self, bundle_id: str, n_items: int) -> None:
         """Mark ``bundle_id`` as the one served, with its catalogue size."""

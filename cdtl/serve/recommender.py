@@ -107,6 +107,9 @@ class Recommender:
 
         mf = t["mf"]
         self.mf_users = mf["user_emb.weight"].numpy()
+        ones = np.ones((len(self.user_ids), 1))
+        self.mf_parts = np.hstack([self.mf_users, ones])  # each known user's [u, 1] query part, float64
+        self.bridge_parts = np.hstack([self.bridge_users, ones])
         item_bias = t["bridge"].get("item_bias.weight")
         blocks = {
             "mf": np.hstack([mf["item_emb.weight"].numpy(), mf["item_bias.weight"].numpy()]),
@@ -132,6 +135,7 @@ class Recommender:
         use_fusion = fusion and s.get("fusion") and "fusion" in t and set(s["fusion"]["scorers"]) <= set(self.scorers)
         self.gate = Gate(t["fusion"], s["fusion"]) if use_fusion else None
         self._added: list[dict[str, Any]] = []
+        self._known: dict[int, tuple] = {}  # user row -> (moments, query, offset, weights, path): see _known_query
         self._write = threading.Lock()
         self.encoder_check: dict[str, Any] | None = None  # how the encoder reproduced the bundle (cdtl.serve.loading)
 
@@ -167,7 +171,7 @@ class Recommender:
         """(parts, weights, path) for a known user ``row`` or a new user's source ``history`` rows."""
         if row is not None:
             source_len, target_len = int(self.source_len[row]), int(self.target_len[row])
-            user_vec = self.bridge_users[row]
+            user_vec = None
         else:
             source_len, target_len = len(history), 0
             user_vec = self.bridge_input.users(self.source_text[history].mean(0, keepdims=True))[0] if len(history) else None
@@ -175,9 +179,9 @@ class Recommender:
                  "lm_bridge": source_len > 0 and "lm_bridge" in self.scorers, "popularity": True}
         parts = {"popularity": np.ones(1)}
         if serve["mf"]:
-            parts["mf"] = np.append(self.mf_users[row], 1.0).astype(np.float64)
+            parts["mf"] = self.mf_parts[row]
         if serve["lm_bridge"]:
-            parts["lm_bridge"] = np.append(user_vec, 1.0).astype(np.float64)
+            parts["lm_bridge"] = self.bridge_parts[row] if row is not None else np.append(user_vec, 1.0).astype(np.float64)
         path = next(PATHS[n] for n in SCORERS if serve[n])
         if self.gate is None:
             weights = {next(n for n in SCORERS if serve[n]): 1.0}
@@ -186,10 +190,23 @@ class Recommender:
             weights = dict(zip(self.gate.names, self.gate.weights(source_len, target_len, can).tolist()))
         return parts, weights, path
 
-    def _query(self, parts: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[np.ndarray, float]:
+    def _query(self, parts: dict[str, np.ndarray], weights: dict[str, float],
+               moments: dict | None = None) -> tuple[np.ndarray, float]:
         temps = dict(zip(self.gate.names, self.gate.temperatures)) if self.gate is not None else {}
         standardize = self.gate.standardize if self.gate is not None else True
-        return query(parts, weights, temps, self.stats.current, self.slices, self.dim, standardize)
+        return query(parts, weights, temps, moments or self.stats.current, self.slices, self.dim, standardize)
+
+    def _known_query(self, row: int) -> tuple[np.ndarray, float, dict[str, float], str]:
+        """(index query, offset, weights, path) of a known user, computed once until an item is added."""
+        moments = self.stats.current
+        cached = self._known.get(row)
+        if cached is not None and cached[0] is moments:
+            return cached[1:]
+        parts, weights, path = self._plan(row, None)
+        q, offset = self._query(parts, weights, moments)
+        entry = (moments, q / self._scale, offset, {n: float(w) for n, w in weights.items() if w > 0}, path)
+        self._known[row] = entry  # one assignment: a concurrent request sees the old entry or this one
+        return entry[1:]
 
     def seen_rows(self, row: int) -> np.ndarray:
         indptr, items = self._seen
@@ -212,16 +229,20 @@ class Recommender:
             if len(history) == 0:
                 raise RequestError("history", "is empty; list at least one source-domain item, or give a known user id")
             rows, unknown = self.source_rows(history)
-        parts, weights, path = self._plan(row, rows)
-        q, offset = self._query(parts, weights)
+        if row is not None:
+            q, offset, weights, path = self._known_query(row)
+        else:
+            parts, all_weights, path = self._plan(None, rows)
+            q, offset = self._query(parts, all_weights)
+            q, weights = q / self._scale, {n: float(w) for n, w in all_weights.items() if w > 0}
         exclude = self.seen_rows(row) if (row is not None and exclude_seen) else np.empty(0, np.int64)
-        values, found = self.index.search((q / self._scale)[None], k, [exclude])
+        values, found = self.index.search(q[None], k, [exclude])
         keep = found[0] >= 0
         picked = found[0][keep]
         return Recommendation(items=[self._item_ids[r] for r in picked], titles=[self._titles[r] for r in picked],
                               scores=(values[0][keep] - offset).astype(float).tolist(), scorer=path,
-                              weights={n: float(w) for n, w in weights.items() if w > 0}, user=user,
-                              unknown_items=unknown, history_used=0 if rows is None else len(rows))
+                              weights=dict(weights), user=user, unknown_items=unknown,
+                              history_used=0 if rows is None else len(rows))
 
     @torch.no_grad()
     def score_all(self, user_rows: Any) -> torch.Tensor:
