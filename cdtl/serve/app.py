@@ -38,7 +38,7 @@ ERRORS = {400: {"model": S.ErrorBody}, 401: {"model": S.ErrorBody}, 404: {"model
 
 
 class ServiceState:
-    """The recommender being served and how it got there; ``swap`` replaces it in one assignment."""
+    """The recommender being served and how it got there; a reload replaces ``recommender`` in one assignment."""
 
     def __init__(self, bundle_path: Path, load: Callable[[Path], Recommender]) -> None:
         self.bundle_path, self.load = bundle_path, load
