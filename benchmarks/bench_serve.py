@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from cdtl.serve.server import ServiceProcess
 
     if args.export:
-        from cdtl.experiment import load_config
+        from cdtl.experiments import load_config
         from cdtl.serve.export import export
 
         out = Path(args.bundle or tempfile.mkdtemp(prefix="cdtl-bench-")) / "bundle"

@@ -56,7 +56,7 @@ def _write_bundle(config: dict, out: str | None, overwrite: bool) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from cdtl.experiment import load_config
+    from cdtl.experiments import load_config
 
     return _write_bundle(load_config(args.config, args.set), args.out, args.overwrite)
 

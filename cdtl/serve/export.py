@@ -50,7 +50,7 @@ class Exported:
 
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the experiment config, the export settings with defaults) of a config with an optional ``export:`` section."""
-    from cdtl.comparisons.fusion import ConfigError
+    from cdtl.experiments.common import ConfigError
 
     config = copy.deepcopy(config)
     section = config.pop("export", None) or {}
@@ -87,7 +87,7 @@ def _model_behind(scorer: Any, name: str) -> Any:
 
 def _encoder(cfg: dict[str, Any]) -> Any:
     """The text encoder the bridge's item vectors came from (cached on disk), built from the bridge's config."""
-    from cdtl.comparisons import transfer
+    from cdtl.experiments import transfer
     from cdtl.data import cache_dir
     from cdtl.encoders.text_encoder import TextEncoder
 
@@ -102,13 +102,14 @@ def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: 
     ``out`` (or ``export.bundle``) is the bundle folder; an existing one is replaced only
     with ``overwrite`` (or ``export.overwrite``).
     """
-    from cdtl.comparisons import fusion
+    from cdtl.experiments import fusion
+    from cdtl.experiments.common import ConfigError
     from cdtl.data.ids import interaction_matrix
 
     experiment, settings = split_config(config)
     out = out or settings["bundle"]
     if out is None:
-        raise fusion.ConfigError("where should the bundle go? pass --out BUNDLE (or set export.bundle)")
+        raise ConfigError("where should the bundle go? pass --out BUNDLE (or set export.bundle)")
     overwrite = settings["overwrite"] if overwrite is None else overwrite
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; choose another folder or ask to overwrite it (--overwrite)")
