@@ -76,6 +76,7 @@ def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 800
 
     from threadpoolctl import threadpool_limits
 
+    os.environ["CDTL_PROGRESS"] = "0"  # no progress bar per request (a new item's text is encoded in one batch)
     torch.set_num_threads(1)  # one request, one core: concurrency comes from the requests
     threadpool_limits(limits=1)  # numpy's BLAS and FAISS's OpenMP alike
     failure: dict[str, str] = {}
