@@ -9,7 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cdtl import distributed
 from cdtl.metrics import bootstrap_ratio_ci, like_prf, mae, ranking_metrics, rmse, summarize, topk_from_scores
+
+#: bytes a full-ranking chunk may take by default (scores, their masked copy and top-k workspace)
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+_BYTES_PER_SCORE = 12  # float32 scores + the masked float32 copy + slack for the scorer's own temporaries
 
 
 def _users_array(users: Any, name: str = "users") -> np.ndarray:
@@ -39,6 +44,9 @@ def evaluate_ranking(
     exclude_csr: Any = None,
     ks: Iterable[int] = (10,),
     batch_size: int = 2048,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    shard: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per-user ``recall@k``, ``ndcg@k``, ``hit@k``, ``mrr@k``, ``precision@k`` from ranking all items.
 
@@ -46,7 +54,11 @@ def evaluate_ranking(
     ``users[u]``'s held-out items are ``relevant[u]``; every user must have at least one
     (filter the others out first). ``exclude_csr`` is the (n_users, n_items) training matrix,
     indexed by user index: a user's training items are never recommended. Users are scored
-    ``batch_size`` at a time without gradients. Arrays follow the order of ``users``.
+    without gradients in chunks of at most ``batch_size``, fewer when a chunk's scores would
+    pass ``memory_budget`` bytes (``chunk_users``), so a catalogue of millions of items ranks
+    in bounded memory. With ``shard`` (under ``torchrun``) each rank ranks its share of the
+    users and the top-k lists are gathered, so every rank returns the same arrays; every rank
+    must call it then. Arrays follow the order of ``users``.
     """
     users = _users_array(users)
     if len(users) == 0:
@@ -69,16 +81,34 @@ def evaluate_ranking(
         if users.max() >= exclude_csr.shape[0] or users.min() < 0:
             raise ValueError(f"users must be row indices of exclude_csr, in [0, {exclude_csr.shape[0]})")
     k_max = max(ks)
-    tops = []
+    mine = users[distributed.shard(len(users))] if shard else users
+    tops = [torch.zeros(0, k_max, dtype=torch.int64)]
     with torch.no_grad():
-        for start in range(0, len(users), int(batch_size)):
-            batch = users[start : start + int(batch_size)]
+        # the chunk size follows from the catalogue's width; without exclude_csr one user's scores tell it
+        start, size = 0, 1 if exclude_csr is None else chunk_users(exclude_csr.shape[1], batch_size, memory_budget)
+        while start < len(mine):
+            batch = mine[start : start + size]
             scores = score_all(torch.tensor(batch))
             if scores.shape[0] != len(batch):
                 raise ValueError(f"score_all returned {scores.shape[0]} rows for {len(batch)} users")
             exclude = None if exclude_csr is None else exclude_csr[batch]
+            n_items = scores.shape[1]
             tops.append(topk_from_scores(scores.float(), k_max, exclude).cpu())
-    return ranking_metrics(torch.cat(tops), relevant, ks)
+            del scores
+            start += len(batch)
+            size = chunk_users(n_items, batch_size, memory_budget)
+    top = torch.cat(tops)
+    if shard:
+        top = distributed.gather(top)
+    return ranking_metrics(top, relevant, ks)
+
+
+
+def chunk_users(n_items: int, batch_size: int = 2048, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Users per full-ranking chunk: at most ``batch_size``, and few enough that n_items scores each fit the budget."""
+    if int(memory_budget) < 1:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
+    return max(1, min(int(batch_size), int(memory_budget) // (_BYTES_PER_SCORE * max(1, int(n_items)))))
 
 
 def evaluate_ratings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,23 +39,56 @@ class _Batches:
     seeded generator gives the same batches), draws any negatives from it too, and has
     ``len()`` = the number of batches per epoch. ``epoch`` is part of the contract for makers
     that change with the epoch (curricula, schedules); these ones ignore it.
+
+    ``sharded(rank, world)`` is the same maker for one of ``world`` DDP processes: every rank
+    draws the same shuffle, each batch of ``batch_size`` rows is cut into ``world`` equal
+    parts and the rank keeps its part, so the ranks together see the batches one process
+    would (the loop averages their gradients). The last ``n % world`` rows of each epoch's
+    shuffle are left out, so every rank has the same number of rows; each rank draws its
+    negatives from its own seeded generator.
     """
 
     n: int
     batch_size: int
     users: Tensor
     by_user: bool = False  # batches of whole users (see ``group_by_user``)
+    rank: int = 0
+    world: int = 1
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return -(-(self.n - self.n % self.world) // self.batch_size)
+
+    def sharded(self, rank: int, world: int) -> _Batches:
+        """A copy that yields rank ``rank``'s share of every batch of a ``world``-process job."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, {world}), got {rank}")
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} does not divide over {world} processes: "
+                             f"make it a multiple of the world size (e.g. {self.batch_size - self.batch_size % world})")
+        if self.n < world:
+            raise ValueError(f"{self.n} training rows cannot be shared by {world} processes: use fewer processes")
+        shard = copy.copy(self)
+        shard.rank, shard.world = int(rank), int(world)
+        return shard
 
     def _slices(self, generator: torch.Generator) -> Iterator[Tensor]:
         perm = torch.randperm(self.n, generator=generator)
         if self.by_user:  # users in a random order, each user's rows together (in random order)
             rank = torch.randperm(int(self.users.max()) + 1, generator=generator)
             perm = perm[torch.argsort(rank[self.users[perm]], stable=True)]
-        for start in range(0, self.n, self.batch_size):
-            yield perm[start : start + self.batch_size]
+        if self.world > 1:
+            perm = perm[: self.n - self.n % self.world]
+        for start in range(0, len(perm), self.batch_size):
+            block = perm[start : start + self.batch_size]
+            if self.world > 1:
+                share = len(block) // self.world
+                block = block[self.rank * share : (self.rank + 1) * share]
+            yield block
+
+    def _rank_generator(self, generator: torch.Generator) -> torch.Generator:
+        """A generator of this rank's own (seeded) draws: the epoch's seed and the rank, mixed."""
+        seed = np.random.SeedSequence([generator.initial_seed(), self.rank]).generate_state(1)[0]
+        return torch.Generator().manual_seed(int(seed))
 
 
 def group_by_user(batches: _Batches) -> _Batches:
@@ -117,12 +151,20 @@ class BPRBatches(_Batches):
             bad[where] = self.is_positive(users[where], neg[where])
         return neg
 
-    def __call__(self, epoch: int, generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
-        # the whole epoch's negatives at once: (n,) for one negative per pair, else (n, n_negatives)
+    def _negatives(self, users: Tensor, generator: torch.Generator) -> Tensor:
+        """(len(users),) negatives for one per pair, else (len(users), n_negatives)."""
         if self.n_negatives == 1:
-            neg = self.sample_negatives(self.users, generator)
-        else:
-            neg = self.sample_negatives(self.users.repeat_interleave(self.n_negatives), generator).view(self.n, -1)
+            return self.sample_negatives(users, generator)
+        return self.sample_negatives(users.repeat_interleave(self.n_negatives), generator).view(len(users), -1)
+
+    def __call__(self, epoch: int, generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
+        if self.world > 1:  # each rank samples negatives for its own rows only, from its own generator
+            mine = self._rank_generator(generator)
+            for idx in self._slices(generator):
+                users = self.users[idx]
+                yield {"user": users, "pos": self.items[idx], "neg": self._negatives(users, mine)}
+            return
+        neg = self._negatives(self.users, generator)  # the whole epoch's negatives at once
         for idx in self._slices(generator):
             yield {"user": self.users[idx], "pos": self.items[idx], "neg": neg[idx]}
 
@@ -170,10 +212,11 @@ class SoftmaxBatches(_Batches):
         self.log_q = None if sampler_probs is None else torch.log(sampler_probs)
 
     def __call__(self, epoch: int, generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
+        draw = self._rank_generator(generator) if self.world > 1 else generator  # each rank its own negatives
         for idx in self._slices(generator):
             batch = {"user": self.users[idx], "item": self.items[idx]}
             if self.n_negatives is not None:
-                batch["neg"] = torch.multinomial(self.sampler_probs, self.n_negatives, replacement=True, generator=generator)
+                batch["neg"] = torch.multinomial(self.sampler_probs, self.n_negatives, replacement=True, generator=draw)
                 batch["log_q"] = self.log_q
             yield batch
 

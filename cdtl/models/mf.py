@@ -55,6 +55,11 @@ class MF(nn.Module):
     shrink every row at every step). ``dropout`` is applied to the looked-up embeddings
     while training. ``global_mean`` initialises g (use the training mean rating for
     ``"mse"``). ``rating_scale=(low, high)`` makes ``predict`` clamp into it.
+
+    ``sparse=True`` makes the four tables produce sparse gradients: a step then touches only
+    the rows its batch looked up, which is what keeps an epoch over millions of users and
+    items linear in the interactions (train with ``optimizer: sparse_adam`` or plain ``sgd``;
+    ``cdtl.train`` explains which optimisers accept sparse gradients).
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class MF(nn.Module):
         init_std: float = 0.01,
         global_mean: float = 0.0,
         rating_scale: tuple[float, float] | None = None,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -85,10 +91,10 @@ class MF(nn.Module):
         self.loss_name = loss
         self.reg = float(reg)
         self.rating_scale = rating_scale
-        self.user_emb = nn.Embedding(n_users, dim)
-        self.item_emb = nn.Embedding(n_items, dim)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
+        self.user_emb = nn.Embedding(n_users, dim, sparse=sparse)
+        self.item_emb = nn.Embedding(n_items, dim, sparse=sparse)
+        self.user_bias = nn.Embedding(n_users, 1, sparse=sparse)
+        self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
         self.global_bias = nn.Parameter(torch.tensor(float(global_mean)))
         self.drop = nn.Dropout(dropout)
         nn.init.normal_(self.user_emb.weight, std=init_std)
@@ -167,6 +173,22 @@ class MF(nn.Module):
         y_neg = y_neg.masked_fill(neg.unsqueeze(0) == items.unsqueeze(1), float("-inf"))
         return torch.cat([y_pos.unsqueeze(1), y_neg], dim=1)
 
+    def _bpr_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """-log sigmoid(y_pos - y_neg) averaged over the batch and its K negatives, plus the ``reg`` penalty.
+
+        One lookup per table, and the penalty reuses the looked-up rows (the global and user
+        biases cancel in the difference, so only the penalty reads the user bias).
+        """
+        items = torch.cat([pos.unsqueeze(1), neg.view(len(users), -1)], dim=1)  # (B, 1 + K)
+        u, w = self.user_emb(users), self.item_emb(items)
+        c = self.item_bias(items).squeeze(-1)
+        y = (self.drop(u).unsqueeze(1) * self.drop(w)).sum(-1) + c
+        loss = -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
+        if self.reg == 0.0:
+            return loss
+        b = self.user_bias(users)
+        return loss + self.reg * (u.square().sum() + b.square().sum() + w.square().sum() + c.square().sum()) / len(users)
+
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The scalar training loss of one batch (see the module docstring for the keys of each loss)."""
         missing = [k for k in _BATCH_KEYS[self.loss_name] if k not in batch]
@@ -180,10 +202,7 @@ class MF(nn.Module):
             y = self._score(users, batch["item"])
             return F.mse_loss(y, batch["rating"].to(y.dtype)) + self._penalty(users, batch["item"])
         if self.loss_name == "bpr":
-            pos, neg = batch["pos"], batch["neg"]
-            neg_k = neg if neg.dim() == 2 else neg.unsqueeze(1)  # (B, K) negatives per positive
-            y = self._score(users.unsqueeze(1), torch.cat([pos.unsqueeze(1), neg_k], dim=1))  # one lookup per table
-            return -F.logsigmoid(y[:, :1] - y[:, 1:]).mean() + self._penalty(users, pos, neg)
+            return self._bpr_loss(users, batch["pos"], batch["neg"])
         if self.loss_name == "softmax":
             logits = self._score_shared(users, None)  # (B, n_items)
             return F.cross_entropy(logits, batch["item"]) + self._penalty(users, batch["item"])

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cdtl.models.batches import _Batches
 from cdtl.models.mf import MF
 from cdtl.models.transfer.base import TargetScorer, frozen, mlp
 
@@ -61,7 +62,7 @@ class EMCDR(TargetScorer):
         return F.mse_loss(self.mapping(self.source_users[users]), self.target_users[users])
 
 
-class UserBatches:
+class UserBatches(_Batches):
     """Shuffled batches of user indices (``{"user": (B,)}``) for training a mapping on warm users."""
 
     def __init__(self, users: np.ndarray, batch_size: int) -> None:
@@ -70,15 +71,11 @@ class UserBatches:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.users = torch.as_tensor(np.asarray(users), dtype=torch.long)
-        self.batch_size = int(batch_size)
-
-    def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        self.n, self.batch_size = len(self.users), int(batch_size)
 
     def __call__(self, epoch: int, generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
-        perm = torch.randperm(len(self.users), generator=generator)
-        for start in range(0, len(perm), self.batch_size):
-            yield {"user": self.users[perm[start:start + self.batch_size]]}
+        for idx in self._slices(generator):
+            yield {"user": self.users[idx]}
 
 
 def user_batches(users: np.ndarray, batch_size: int = 256) -> UserBatches:
