@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 #: how long a rank waits for the others at a collective before it gives up (seconds)
 TIMEOUT_ENV = "CDTL_DIST_TIMEOUT"
-DEFAULT_TIMEOUT_S = 300
+DEFAULT_TIMEOUT_S = 1800
 
 
 class RankFailure(RuntimeError):
@@ -89,6 +89,15 @@ def shard(n: int, *, world: int | None = None, at: int | None = None) -> slice:
     return slice(start, start + base + (1 if at < extra else 0))
 
 
+def my_chunks(n: int, size: int) -> list[int]:
+    """Starts of the chunks of ``size`` over ``range(n)`` that this rank takes: every world_size()-th one.
+
+    The chunks are those one process would cut, so work done per chunk (an encoded shard of an
+    embedding cache) is the same whichever rank does it.
+    """
+    return list(range(0, int(n), int(size)))[rank()::world_size()]
+
+
 def barrier() -> None:
     """Wait for every rank (no-op in one process)."""
     if active():
@@ -151,4 +160,4 @@ def describe() -> str:
 
 
 __all__ = ["RankFailure", "active", "agree", "barrier", "broadcast_object", "describe", "gather", "gather_arrays",
-           "is_main", "launched", "local_device", "rank", "setup", "shard", "teardown", "world_size"]
+           "is_main", "launched", "local_device", "my_chunks", "rank", "setup", "shard", "teardown", "world_size"]

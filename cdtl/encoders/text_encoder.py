@@ -32,8 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cdtl import distributed, progress
 from cdtl.encoders.cache import EmbeddingCache, text_key
-from cdtl import progress
 from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
 from cdtl.train import choose_device
 
@@ -155,11 +155,14 @@ class TextEncoder:
         if self.cache is not None:
             _, found = self._encode_cached(texts, todo, gather=True)
         else:
-            found = torch.empty(len(todo), self.dim, dtype=torch.float32)
+            found = torch.zeros(len(todo), self.dim, dtype=torch.float32)
+            starts = distributed.my_chunks(len(todo), self.chunk_size)
             with self._progress(len(todo)) as bar:
-                for start in range(0, len(todo), self.chunk_size):
+                for start in starts:
                     chunk = [texts[i] for i in todo[start:start + self.chunk_size]]
                     found[start:start + len(chunk)] = self._encode_chunk(chunk, bar)
+            if distributed.active():  # every rank filled its own chunks and zeros elsewhere: the sum is exact
+                torch.distributed.all_reduce(found)
         if len(todo) == len(texts):
             return found
         out = torch.zeros(len(texts), self.dim, dtype=torch.float32)  # empty texts keep a zero vector
@@ -235,11 +238,13 @@ class TextEncoder:
         for j in missing_at:
             first.setdefault(keys[j], j)
         new = list(first.values())
+        starts = distributed.my_chunks(len(new), self.chunk_size)
         with self._progress(len(new)) as bar:
-            for start in range(0, len(new), self.chunk_size):
+            for start in starts:
                 chunk = new[start:start + self.chunk_size]
                 embeddings = self._encode_chunk([texts[todo[j]] for j in chunk], bar)
                 cache.put(identity, [keys[j] for j in chunk], embeddings)  # on disk before the next chunk starts
+        distributed.barrier()  # every rank's shards are on disk before anyone reads them
         stats = {"hits": len(todo) - len(missing_at), "misses": len(missing_at)}
         cache.stats.hits += stats["hits"]
         cache.stats.misses += stats["misses"]
@@ -281,7 +286,8 @@ class TextEncoder:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def _progress(self, n_texts: int) -> Any:
-        n_batches = sum(math.ceil(min(self.chunk_size, n_texts - s) / self.batch_size) for s in range(0, n_texts, self.chunk_size))
+        starts = distributed.my_chunks(n_texts, self.chunk_size)  # this process's chunks (all of them without torchrun)
+        n_batches = sum(math.ceil(min(self.chunk_size, n_texts - s) / self.batch_size) for s in starts)
         return progress.bar(total=n_batches, desc="encode", unit="batch", leave=False,
                             done=f"encoded {n_texts} texts with {Path(self.model_name).name}")
 

@@ -1,0 +1,105 @@
+"""BPR on MovieLens 100K, cdtl against RecBole 1.2.1, same protocol, same machine, one after the other.
+
+    flock /work/team/bench.lock python benchmarks/bench_recbole.py --recbole-python /path/to/recbole-venv/bin/python
+
+Protocol for both: every rating an interaction, each user's interactions shuffled and cut
+80/10/10 (RecBole: ``RS [0.8, 0.1, 0.1]``, ``group_by: user``, ``order: RO``), full ranking of
+every item the user has not seen (training items excluded from validation, training and
+validation items from test), early stopping on validation NDCG@10, test users scored once.
+RecBole runs with its BPR defaults (dim 64, one negative, batch 2048, lr 0.001, patience 10).
+
+Each system runs in its own fresh process and the wall time is the whole process (imports,
+data, training, evaluation), as a user would see it. RecBole lives in a separate environment
+(``pip install recbole==1.2.1 "setuptools<70"`` next to torch); it is never a dependency of
+cdtl. Under current torch it needs ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` to reload its own
+checkpoint, which this script sets for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECBOLE_CONFIG = {
+    "seed": 0,
+    "reproducibility": True,
+    "load_col": {"inter": ["user_id", "item_id"]},
+    "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "order": "RO", "mode": "full"},
+    "metrics": ["Recall", "NDCG"],
+    "topk": [10],
+    "valid_metric": "NDCG@10",
+    "epochs": 300,
+    "stopping_step": 10,
+    "show_progress": False,
+}
+
+
+def recbole_child() -> None:
+    """Runs inside RecBole's environment: BPR on its bundled ml-100k, one JSON line of results."""
+    import recbole
+    from recbole.quick_start import run_recbole
+
+    data_path = Path(recbole.__file__).parent / "dataset_example"
+    config = {**RECBOLE_CONFIG, "data_path": str(data_path), "checkpoint_dir": tempfile.mkdtemp()}
+    result = run_recbole(model="BPR", dataset="ml-100k", config_dict=config)
+    test = result["test_result"]
+    print(json.dumps({"ndcg@10": float(test["ndcg@10"]), "recall@10": float(test["recall@10"]),
+                      "best_valid_ndcg@10": float(result["best_valid_score"])}))
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return seconds, out.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recbole-python", default="/work/team/recbole-venv/bin/python",
+                        help="python of the environment where recbole==1.2.1 is installed")
+    parser.add_argument("--config", default="configs/mf_bpr_ml100k.yaml")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each system, alternating")
+    parser.add_argument("--child-recbole", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_recbole:
+        recbole_child()
+        return
+    env = {**os.environ, "CDTL_PROGRESS": "0", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    cdtl = str(Path(sys.executable).with_name("cdtl"))
+    rows = []
+    for repeat in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, stdout = timed([args.recbole_python, str(Path(__file__).resolve()), "--child-recbole"], env, tmp)
+            rows.append({"system": "RecBole 1.2.1 BPR", "wall_s": seconds, **json.loads(stdout.strip().splitlines()[-1])})
+            out = Path(tmp) / "cdtl"
+            seconds, _ = timed([cdtl, "run", str(ROOT / args.config), "--out", str(out)], env, str(ROOT))
+            res = json.loads((out / "metrics.json").read_text())
+            rows.append({"system": f"cdtl {Path(args.config).stem}", "wall_s": seconds,
+                         "ndcg@10": res["metrics"]["ndcg@10"]["mean"], "recall@10": res["metrics"]["recall@10"]["mean"],
+                         "epochs": res["epochs_run"], "train_s": sum(h["seconds"] for h in res["history"])})
+        print(f"repeat {repeat}: done", file=sys.stderr)
+    print(f"| system | NDCG@10 | Recall@10 | whole-run wall s | epochs |  (load average at start: {os.getloadavg()[0]:.1f})")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['system']} | {row['ndcg@10']:.4f} | {row['recall@10']:.4f} | {row['wall_s']:.1f} | {row.get('epochs', '')} |")
+    by = {}
+    for row in rows:
+        by.setdefault(row["system"].split()[0], []).append(row["wall_s"])
+    if "RecBole" in by and "cdtl" in by:
+        ratio = (sum(by["cdtl"]) / len(by["cdtl"])) / (sum(by["RecBole"]) / len(by["RecBole"]))
+        print(f"cdtl / RecBole mean wall time: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
