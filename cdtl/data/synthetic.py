@@ -103,7 +103,8 @@ def synthetic_two_domain(
     Defaults: ``n_users = n_interactions // 10`` and ``n_items = n_interactions // 20`` (so
     10^7 interactions have 1M users and 500k items). A share ``share_a`` of the items is in
     domain A, the rest in B. Users are drawn with probability proportional to rank^-``user_exponent``
-    (no user above ``max_user_share`` of a domain's catalogue), each user leans towards one
+    (no user expected above 100 interactions or ``max_user_share`` of the smaller domain's
+    catalogue, whichever is more), each user leans towards one
     domain (a Beta(2, 2) share around ``share_a``), and items within a domain are drawn with
     probability proportional to rank^-``item_exponent``. Repeated pairs are drawn again until
     ``n_interactions`` distinct pairs exist; rows come in random order. Seeded: the same
@@ -124,8 +125,8 @@ def synthetic_two_domain(
     item_domain[rng.permutation(n_items)[n_a:]] = 1
     pools = [np.flatnonzero(item_domain == d).astype(np.int32) for d in (0, 1)]
     popularity = [_power_law(len(pool), item_exponent, rng) for pool in pools]
-    cap = max_user_share * min(len(pool) for pool in pools) / n
-    activity = _power_law(n_users, user_exponent, rng, cap=max(cap, 2.0 / n_users))
+    most = max(100.0, max_user_share * min(len(pool) for pool in pools))  # interactions of the most active user
+    activity = _power_law(n_users, user_exponent, rng, cap=most / n)
     lean = rng.beta(2 * share_a / 0.5, 2 * (1 - share_a) / 0.5, size=n_users)  # mean share_a
 
     codes = np.zeros(0, dtype=np.int64)
