@@ -34,15 +34,20 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cdtl import distributed
     from cdtl.experiments import format_table, load_config, run
 
     config = load_config(args.config, args.set)
     if "export" in config:  # train the served models and write a bundle (cdtl.serve.export)
         return _write_bundle(config, None, False)
     out = args.out or f"runs/{config.get('name', 'experiment')}"
-    results = run(config, out)
-    print(format_table(results))
-    print(f"wrote {out}/metrics.json")
+    try:
+        results = run(config, out)
+    finally:
+        distributed.teardown()  # leave the torchrun job, if this process joined one
+    if distributed.is_main():  # under torchrun, one table and one metrics.json
+        print(format_table(results))
+        print(f"wrote {out}/metrics.json")
     return 0
 
 

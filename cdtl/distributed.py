@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -43,8 +48,8 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    """Whether this process writes files and prints tables: rank 0, or the only process."""
-    return rank() == 0
+    """Whether this process writes files and prints tables: rank 0, or the only process (torchrun's RANK before setup)."""
+    return rank() == 0 if active() else int(os.environ.get("RANK", "0")) == 0
 
 
 def setup(device: torch.device) -> bool:
@@ -147,6 +152,108 @@ def broadcast_object(value: object) -> object:
     return box[0]
 
 
+class _Loss(torch.nn.Module):
+    """``model.loss`` as a module's forward, so DDP sees every training step go through it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model.loss(batch)
+
+
+def data_parallel(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.loss`` wrapped in DistributedDataParallel: calling it computes the loss, backward averages gradients.
+
+    The ranks start from rank 0's weights (DDP broadcasts them once). Buffers are not broadcast
+    at every step (the course's models keep only frozen tables in buffers, the same on every
+    rank). Every trainable parameter must take part in each step's loss (the course's models do;
+    a sparse table that receives no gradient is an error in DDP).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    import inspect
+
+    device_ids = [torch.cuda.current_device()] if dist.get_backend() == "nccl" else None
+    no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else {"broadcast_buffers": False})  # the name changed in torch 2.13
+    return DistributedDataParallel(_Loss(model), device_ids=device_ids, find_unused_parameters=False, **no_sync)
+
+
+def shard_batches(batches: object) -> object:
+    """This rank's share of a batch maker (``cdtl.models.batches``); the maker itself in one process."""
+    if not active():
+        return batches
+    if not callable(getattr(batches, "sharded", None)):
+        raise TypeError(
+            f"under torchrun every rank needs its own share of each epoch's batches, but {type(batches).__name__} "
+            "has no sharded(rank, world) method; use a maker of cdtl.models.batches, or run in one process"
+        )
+    return batches.sharded(rank(), world_size())
+
+
+def failure(err: BaseException, where: str, checkpoint: object) -> RankFailure:
+    """The error a rank raises when a collective fails because another rank stopped."""
+    saved = (f"the last checkpoint, {checkpoint}, is intact: resume with train.resume: true on any number of processes"
+             if checkpoint is not None else "no checkpoint was written (set train.checkpoint_dir to keep one)")
+    return RankFailure(f"{describe()}: stopped at {where} because another process of the job stopped or stopped "
+                       f"answering ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); {saved}")
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` is a collective failing because another rank stopped (only ever true under torchrun)."""
+    if not active() or isinstance(err, RankFailure):
+        return False
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(s in text for s in ("gloo", "nccl", "connection", "timed out", "peer"))
+
+
+@contextmanager
+def stop_together(where: Callable[[], str], checkpoint: Callable[[], object]) -> Iterator[None]:
+    """Under torchrun, stop with a ``RankFailure`` (where this rank was, the last checkpoint) when another rank dies.
+
+    Both ways a peer's death reaches a rank are covered: a collective that fails (gloo, NCCL)
+    and the SIGTERM torchrun sends the survivors. ``where()`` and ``checkpoint()`` are read
+    when it happens. A no-op in one process.
+    """
+    restore = stop_on_terminate(where, checkpoint)
+    try:
+        yield
+    except Exception as err:
+        if lost_peer(err):
+            raise failure(err, where(), checkpoint()) from err
+        raise
+    finally:
+        restore()
+
+
+def stop_on_terminate(where: Callable[[], str], checkpoint: Callable[[], object]) -> Callable[[], None]:
+    """Under torchrun, make SIGTERM (what torchrun sends the others when one rank fails) raise a clear RankFailure.
+
+    Returns the function that puts the previous handler back. A no-op in one process.
+    """
+    if not active() or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: object) -> None:
+        raise failure(RuntimeError("torchrun ended the job"), where(), checkpoint())
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def mean(value: float) -> float:
+    """The mean of ``value`` over the ranks (a collective; ``value`` itself in one process)."""
+    if not active():
+        return float(value)
+    total = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device(torch.zeros(0)))
+    dist.all_reduce(total)
+    return float(total.item()) / dist.get_world_size()
+
+
 def _collective_device(tensor: torch.Tensor) -> torch.device:
     """Where a collective's buffers live: the rank's GPU for NCCL, the CPU for gloo."""
     if dist.get_backend() == "nccl":
@@ -159,5 +266,6 @@ def describe() -> str:
     return f"rank {rank()} of {world_size()}"
 
 
-__all__ = ["RankFailure", "active", "agree", "barrier", "broadcast_object", "describe", "gather", "gather_arrays",
-           "is_main", "launched", "local_device", "my_chunks", "rank", "setup", "shard", "teardown", "world_size"]
+__all__ = ["RankFailure", "active", "agree", "barrier", "broadcast_object", "data_parallel", "describe", "failure",
+           "gather", "gather_arrays", "is_main", "launched", "local_device", "lost_peer", "mean", "my_chunks", "rank",
+           "setup", "shard", "shard_batches", "stop_on_terminate", "stop_together", "teardown", "world_size"]

@@ -85,14 +85,15 @@ def ranking_cutoffs(metrics: Iterable[str]) -> list[int]:
 
 
 def rank_users(score_all: Callable[[torch.Tensor], torch.Tensor], pairs: pd.DataFrame, metrics: list[str],
-               exclude: Any = None, batch_size: int = 2048) -> dict[str, np.ndarray]:
+               exclude: Any = None, batch_size: int = 2048, *, shard: bool = False) -> dict[str, np.ndarray]:
     """Per-user ranking metrics of ``score_all`` on held-out (u, i) ``pairs``, ranking every item but ``exclude``'s.
 
     Returns ``users`` (sorted user indices) and one array per metric of ``metrics``, aligned with them.
+    With ``shard`` (under torchrun, called on every rank) each rank ranks its share of the users.
     """
     users, relevant = group_items(pairs["u"].to_numpy(), pairs["i"].to_numpy())
     wanted = [m for m in metrics if RANKING.match(m)]
-    per_user = evaluate_ranking(score_all, users, relevant, exclude, ranking_cutoffs(wanted), batch_size)
+    per_user = evaluate_ranking(score_all, users, relevant, exclude, ranking_cutoffs(wanted), batch_size, shard=shard)
     return {"users": users, **{m: per_user[m] for m in wanted}}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cdtl import distributed
 from cdtl.experiments.common import ConfigError, Result, set_value, summary_of
 
 KINDS = {
@@ -25,6 +26,7 @@ KINDS = {
 }
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the course's experiments (``configs/`` in the repo)
 DATASET_TAGS = {"movielens-100k": "ml100k", "movielens-1m": "ml1m"}
+DISTRIBUTED_KINDS = ("single",)  # the kinds that train with DDP under torchrun; the others run in one process
 
 
 def kind_of(config: dict[str, Any]) -> str:
@@ -49,7 +51,12 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     """Run the experiment ``config`` describes (on ``data``, a ``RecData``, instead of its dataset when given).
 
     Returns a ``Result``; with ``out_dir`` its summary is also written to ``out_dir/metrics.json``.
+    Under ``torchrun`` only the kinds of ``DISTRIBUTED_KINDS`` run; the others are refused.
     """
+    kind = kind_of(config)
+    if distributed.launched() and kind not in DISTRIBUTED_KINDS:
+        raise ConfigError(f"kind {kind!r} runs in one process; under torchrun only {', '.join(DISTRIBUTED_KINDS)} "
+                          "experiments train with DDP: run it without torchrun")
     return module_for(config).run(config, out_dir, data=data)
 
 

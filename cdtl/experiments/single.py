@@ -1,4 +1,8 @@
-"""One model on one protocol (``kind: single``, the default): MF or popularity, trained, validated and tested once."""
+"""One model on one protocol (``kind: single``, the default): MF or popularity, trained, validated and tested once.
+
+The one kind that also runs under ``torchrun``: MF trains with DDP, validation and test
+ranking are sharded over users, and rank 0 writes ``metrics.json``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl import distributed
 from cdtl.data import cold_start_split, load
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.protocols import per_user_split, random_split
@@ -43,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "protocol": {"name": "per_user", "fractions": [0.8, 0.1, 0.1], "test": 0.1, "val": 0.1,
                  "source": None, "target": None, "cold_ratio": 0.2},
     "model": {"name": "mf", "loss": "bpr", "dim": 64, "dropout": 0.0, "reg": 0.0, "init_std": 0.01,
-              "n_negatives": None, "sampler": "uniform"},
+              "n_negatives": None, "sampler": "uniform", "sparse": False},
     "batches": {"batch_size": 2048},
     "train": train_defaults(),
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "threshold": 4.0},
@@ -170,7 +175,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         m = cfg["model"]
         global_mean = float(train["rating"].mean()) if m["loss"] == "mse" else 0.0
         model = MF(n_users, n_items, m["dim"], loss=m["loss"], dropout=m["dropout"], reg=m["reg"],
-                   init_std=m["init_std"], global_mean=global_mean,
+                   init_std=m["init_std"], global_mean=global_mean, sparse=m["sparse"],
                    rating_scale=prep.rating_scale if m["loss"] == "mse" else None)
         device = choose_device(train_cfg.device)
         unseen = torch.from_numpy(np.diff(train_csr.indptr) == 0)  # users with no training interaction
@@ -184,7 +189,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             if rating:
                 res = rate_pairs(model.predict, val, evaluation["threshold"])
                 return {"rmse": res["rmse"], "mae": res["mae"]}
-            per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"])
+            per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"], shard=distributed.active())
             return {k: float(v.mean()) for k, v in per_user.items() if k != "users"}
 
         result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None)
@@ -192,8 +197,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
 
     metrics: dict[str, Any] = {}
     if ranking:
-        metrics.update(report(rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"]),
-                              evaluation["bootstrap"], cfg["seed"]))
+        per_user = rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"], shard=distributed.active())
+        metrics.update(report(per_user, evaluation["bootstrap"], cfg["seed"]))
     if rating:
         res = rate_pairs(model.predict, test, evaluation["threshold"])
         metrics.update(rating_report(res, rating, evaluation["bootstrap"], cfg["seed"]))
@@ -215,7 +220,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         "device": str(choose_device(train_cfg.device)),
         "wall_seconds": time.perf_counter() - started,
     }
-    if out_dir is not None:
+    if out_dir is not None and distributed.is_main():  # under torchrun, rank 0 writes metrics.json once
         write_results(out_dir, summary)
     return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, data=prep)
 

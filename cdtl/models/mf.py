@@ -176,17 +176,17 @@ class MF(nn.Module):
     def _bpr_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """-log sigmoid(y_pos - y_neg) averaged over the batch and its K negatives, plus the ``reg`` penalty.
 
-        One lookup per table, and the penalty reuses the looked-up rows (the global and user
-        biases cancel in the difference, so only the penalty reads the user bias).
+        One lookup per table, and the penalty reuses the looked-up rows. The global and user
+        biases cancel in the difference; they stay in y so that every parameter takes part in
+        the step (DDP expects each sparse table to receive a gradient).
         """
         items = torch.cat([pos.unsqueeze(1), neg.view(len(users), -1)], dim=1)  # (B, 1 + K)
         u, w = self.user_emb(users), self.item_emb(items)
-        c = self.item_bias(items).squeeze(-1)
-        y = (self.drop(u).unsqueeze(1) * self.drop(w)).sum(-1) + c
+        b, c = self.user_bias(users), self.item_bias(items).squeeze(-1)
+        y = (self.drop(u).unsqueeze(1) * self.drop(w)).sum(-1) + c + b + self.global_bias
         loss = -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
         if self.reg == 0.0:
             return loss
-        b = self.user_bias(users)
         return loss + self.reg * (u.square().sum() + b.square().sum() + w.square().sum() + c.square().sum()) / len(users)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sparse_adam")
 SCHEDULERS = (None, "cosine", "step", "plateau")
 MODES = ("max", "min")
 
@@ -20,7 +20,7 @@ class TrainConfig:
     """Every knob of the training loop; the defaults suit the course's small models."""
 
     epochs: int = 20
-    optimizer: str = "adamw"  # "adamw" | "adam" | "sgd"
+    optimizer: str = "adamw"  # "adamw" | "adam" | "sgd" | "sparse_adam" (for sparse embedding tables)
     lr: float = 1e-3
     weight_decay: float = 0.0  # L2 for adam/sgd, decoupled weight decay for adamw
     momentum: float = 0.9  # sgd only

@@ -3,6 +3,11 @@
 ``fit`` reads as its steps: start (device, optimizer, schedule, a checkpoint to resume), then
 per epoch ``train_epoch``, ``validate_epoch``, ``early_stopping`` and ``end_epoch``, then
 ``finish`` (the best weights back in the model).
+
+Under ``torchrun`` the same steps run on every rank (``cdtl.distributed``): ``start`` joins the
+job and wraps the loss in DistributedDataParallel, each rank trains on its share of every
+batch, the ranks agree on the epoch's loss and validation row, rank 0 alone writes
+checkpoints, and a rank whose peer died stops with a message naming the last checkpoint.
 """
 
 from __future__ import annotations
@@ -10,14 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from cdtl import progress
+from cdtl import distributed, progress
 from cdtl.progress import enabled, tqdm
 from cdtl.train.checkpoint import BEST_WEIGHTS, LAST_WEIGHTS, load_checkpoint, save_checkpoint, save_weights
 from cdtl.train.config import HISTORY_KEYS, TrainConfig, TrainResult
@@ -51,7 +56,11 @@ def fit(
     """
     config = _checked_config(model, config, validate)
     state = TrainingState.start(model, config)
-    with _tensorboard(config.log_dir) as log:
+    batches = distributed.shard_batches(batches)  # this rank's share of every batch (all of it in one process)
+    log_dir = config.log_dir if distributed.is_main() else None  # one TensorBoard log per job
+    epoch = state.next_epoch
+    stop_together = distributed.stop_together(lambda: f"epoch {epoch}", lambda: state.last_checkpoint)
+    with _tensorboard(log_dir) as log, stop_together:  # under torchrun, a peer's death stops this rank clearly
         for epoch in range(state.next_epoch, config.epochs):
             if state.result.stopped_early:
                 break
@@ -70,6 +79,7 @@ class TrainingState:
     model: nn.Module
     config: TrainConfig
     device: torch.device
+    step_loss: Callable[[Batch], torch.Tensor]  # model.loss, or its DDP wrapper under torchrun
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     scaler: torch.amp.GradScaler
@@ -88,10 +98,13 @@ class TrainingState:
         """Move the model to its device, make the optimizer, schedule and scaler; resume a checkpoint if asked."""
         started = time.perf_counter()
         device = choose_device(config.device)
+        if distributed.setup(device):  # one rank of a torchrun job: its own GPU on CUDA
+            device = distributed.local_device(device)
+            config = replace(config, progress=config.progress and distributed.is_main())  # rank 0's bars only
         model.to(device)
         use_amp = config.amp and device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        state = cls(model, config, device, make_optimizer(model, config), LRSchedule(config),
+        state = cls(model, config, device, model.loss, make_optimizer(model, config), LRSchedule(config),
                     torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16), amp_dtype,
                     use_amp, started, TrainResult(device=str(device)))
         if config.resume and config.checkpoint_dir is not None:  # TrainConfig refuses resume without a folder
@@ -104,6 +117,8 @@ class TrainingState:
                 state.bad_epochs = saved["epochs_without_improvement"]
                 state.best_state = saved["best_state"]
                 state.last_checkpoint = Path(config.checkpoint_dir) / LAST_WEIGHTS
+        if distributed.active():  # after resuming, so DDP starts every rank from the same weights
+            state.step_loss = distributed.data_parallel(model)
         return state
 
     def finish(self) -> TrainResult:
@@ -139,7 +154,7 @@ def train_epoch(state: TrainingState, batches: BatchFactory, epoch: int) -> dict
         for step, batch in enumerate(bar):
             batch = _to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=state.amp_dtype, enabled=state.use_amp):
-                loss = model.loss(batch)  # type: ignore[operator]
+                loss = state.step_loss(batch)
             _check_loss_shape(loss)
             optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss).backward()
@@ -158,7 +173,7 @@ def train_epoch(state: TrainingState, batches: BatchFactory, epoch: int) -> dict
         loss_sum += _sum_finite(pending, epoch, steps - len(pending), state.last_checkpoint)
     if steps == 0:
         raise ValueError(f"batches({epoch}, generator) yielded no batches")
-    return {"epoch": epoch, "train_loss": loss_sum.item() / steps, "lr": lr}
+    return {"epoch": epoch, "train_loss": distributed.mean(loss_sum.item() / steps), "lr": lr}  # over the ranks
 
 
 def validate_epoch(model: nn.Module, validate: Validate) -> dict[str, float]:
@@ -171,7 +186,8 @@ def validate_epoch(model: nn.Module, validate: Validate) -> dict[str, float]:
     clash = sorted(set(metrics) & set(HISTORY_KEYS))
     if clash:
         raise ValueError(f"validate(model) returned reserved key(s) {clash}; rename them (reserved: {HISTORY_KEYS})")
-    return {str(key): float(value) for key, value in metrics.items()}
+    # every rank stops and schedules on rank 0's numbers, so no rank waits at a step the others skip
+    return distributed.broadcast_object({str(key): float(value) for key, value in metrics.items()})
 
 
 def early_stopping(state: TrainingState, row: dict[str, float], epoch: int) -> None:
@@ -187,7 +203,7 @@ def early_stopping(state: TrainingState, row: dict[str, float], epoch: int) -> N
     if improved(value, result.best_metric, config.mode, config.min_delta):
         result.best_epoch, result.best_metric, state.bad_epochs = epoch, value, 0
         state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
-        if config.checkpoint_dir is not None:
+        if config.checkpoint_dir is not None and distributed.is_main():
             save_weights(state.model, Path(config.checkpoint_dir) / BEST_WEIGHTS,
                          {"epoch": epoch, "monitor": config.monitor, "value": value})
     else:
@@ -205,8 +221,10 @@ def end_epoch(state: TrainingState, row: dict[str, float], log: Any) -> None:
         for key, value in row.items():
             if key != "epoch":
                 log.add_scalar(key if key in HISTORY_KEYS else f"val/{key}", value, epoch)
-    if state.config.checkpoint_dir is not None:
-        state.last_checkpoint = save_checkpoint(Path(state.config.checkpoint_dir), state, epoch)
+    if state.config.checkpoint_dir is not None:  # rank 0 writes; every rank knows where
+        directory = Path(state.config.checkpoint_dir)
+        state.last_checkpoint = (save_checkpoint(directory, state, epoch) if distributed.is_main()
+                                 else directory / LAST_WEIGHTS)
     if state.config.progress and enabled():
         tqdm.write(_summary(row))
 

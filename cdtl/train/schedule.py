@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from cdtl.train.config import TrainConfig
+from cdtl.train.sparse_adam import SparseAdam, check_sparse_optimizer
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -17,10 +18,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
+    check_sparse_optimizer(model, config.optimizer, momentum=config.momentum, weight_decay=config.weight_decay,
+                           grad_clip=config.grad_clip)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sparse_adam":
+        return SparseAdam(params, lr=config.lr)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
