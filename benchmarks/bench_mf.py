@@ -3,6 +3,7 @@
     python benchmarks/bench_mf.py                 # every variant, the configs' own epochs (slow: minutes)
     python benchmarks/bench_mf.py --epochs 5      # quick look; metrics are then not converged
     python benchmarks/bench_mf.py --only mf_bpr_ml1m --threads 2
+    python benchmarks/bench_mf.py --profile mf_bpr_ml100k   # where an epoch's time goes
 
 Each variant runs in its own process so that its peak resident memory is its own. The
 full-ranking evaluation of every user is timed separately (the issue's target: all 6,040
@@ -60,13 +61,68 @@ def one(name: str, epochs: int | None, threads: int) -> dict:
     return row
 
 
+def profile(name: str, epochs: int, threads: int) -> None:
+    """Time each phase of the training loop on a config: batches and negatives, forward, backward, step, validation."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from cdtl.data.ids import interaction_matrix
+    from cdtl.experiments import load_config, resolve
+    from cdtl.experiments.common import rank_users
+    from cdtl.experiments.single import _batches, prepare
+    from cdtl.models.mf import MF
+    from cdtl.train import TrainConfig, make_optimizer
+
+    cfg = resolve(load_config(name))
+    started = time.perf_counter()
+    prep = prepare(cfg)
+    prepare_s = time.perf_counter() - started
+    train, val = prep.parts["train"], prep.parts["val"]
+    csr = interaction_matrix(train["u"].to_numpy(), train["i"].to_numpy(), len(prep.users), len(prep.items))
+    m = cfg["model"]
+    model = MF(len(prep.users), len(prep.items), m["dim"], loss=m["loss"], reg=m["reg"], sparse=m["sparse"])
+    optimizer = make_optimizer(model, TrainConfig.from_dict(cfg["train"]))
+    maker = _batches(cfg, prep, csr)
+    phases = dict.fromkeys(["batches", "forward", "backward", "step", "validate"], 0.0)
+    for epoch in range(epochs):
+        t = time.perf_counter()
+        batches = list(maker(epoch, torch.Generator().manual_seed(epoch)))
+        phases["batches"] += time.perf_counter() - t
+        for batch in batches:
+            t = time.perf_counter()
+            loss = model.loss(batch)
+            phases["forward"] += time.perf_counter() - t
+            t = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            phases["backward"] += time.perf_counter() - t
+            t = time.perf_counter()
+            optimizer.step()
+            phases["step"] += time.perf_counter() - t
+        t = time.perf_counter()
+        with torch.inference_mode():
+            rank_users(model.score_all, val, cfg["evaluate"]["metrics"], csr, cfg["evaluate"]["batch_size"])
+        phases["validate"] += time.perf_counter() - t
+    total = sum(phases.values())
+    print(f"{name}: {len(batches)} steps per epoch, {threads} thread(s), data prepared in {prepare_s:.2f} s")
+    print("| phase | s per epoch | share |")
+    print("|---|---|---|")
+    for phase, seconds in phases.items():
+        print(f"| {phase} | {seconds / epochs:.3f} | {seconds / total:.0%} |")
+    print(f"| total | {total / epochs:.3f} | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=VARIANTS)
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--profile", metavar="CONFIG", help="time the phases of one config's epochs instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.profile:
+        profile(args.profile, args.epochs or 3, args.threads)
+        return
     if args.child:
         print(json.dumps(one(args.child, args.epochs, args.threads)))
         return

@@ -32,6 +32,7 @@ class Profile:
     finetune_max_history: int  # history items per user in the two-tower user tower
     finetune_batch_size: int  # users per fine-tuning batch
     amazon_users: int  # users sampled from the Amazon pair for a quick run (0: every user)
+    scale_sizes: tuple[int, ...]  # synthetic interactions at which chapter 02 measures how cost grows
 
     def as_dict(self) -> dict[str, Any]:
         """The profile as plain JSON-ready values (for metrics.json and recorded results)."""
@@ -58,6 +59,7 @@ PROFILES: dict[str, Profile] = {
         finetune_max_history=5,
         finetune_batch_size=32,
         amazon_users=2_000,
+        scale_sizes=(10_000, 20_000, 40_000),
     ),
     "full": Profile(
         name="full",
@@ -78,6 +80,7 @@ PROFILES: dict[str, Profile] = {
         finetune_max_history=20,
         finetune_batch_size=64,
         amazon_users=0,
+        scale_sizes=(100_000, 300_000, 1_000_000),
     ),
 }
 

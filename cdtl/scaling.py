@@ -18,6 +18,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 from cdtl import distributed
 from cdtl.data.columnar import csr_matrix, read_interactions
 from cdtl.data.protocols import per_user_split
+from cdtl.data.synthetic import synthetic_two_domain
 from cdtl.evaluate import DEFAULT_MEMORY_BUDGET, evaluate_ranking, group_items
 from cdtl.models.batches import bpr_batches
 from cdtl.models.mf import MF
@@ -139,6 +141,21 @@ def measure(
     out["eval_users"] = int(pick.size)
     out["peak_rss_mb"] = float(distributed.gather(torch.tensor([peak_rss_mb()])).max())
     return out
+
+
+def curve(sizes: Sequence[int], directory: str | Path, *, seed: int = 0, **options: Any) -> list[dict[str, Any]]:
+    """``measure`` at each size of synthetic two-domain data (written under ``directory`` once), in this process.
+
+    For the shape of the curve at small sizes (a chapter); the benchmark measures each size in a
+    fresh process so that peak memory is per size. ``options`` go to ``measure``.
+    """
+    rows = []
+    for size in sizes:
+        folder = Path(directory) / f"n{int(size)}"
+        if not (folder / "items.parquet").exists():
+            synthetic_two_domain(int(size), seed=seed).write_parquet(folder)
+        rows.append(measure(folder, seed=seed, **options))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
