@@ -96,11 +96,11 @@ def main() -> None:
         generate(size, directory)
         for procs in args.procs:
             rows.append(measure(directory, procs, args.threads))
-            print(f"done: {size:,} interactions, {procs} process(es)", file=sys.stderr)
+            (args.out / "scale.json").write_text(json.dumps(rows, indent=2))  # kept as each row arrives
+            print(f"done: {size:,} interactions, {procs} process(es): {json.dumps(rows[-1])}", file=sys.stderr)
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     text = table(rows)
     print(text)
-    (args.out / "scale.json").write_text(json.dumps(rows, indent=2))
     (args.out / "scale.md").write_text(text + "\n")
     plot(rows, args.out / "scale.png")
     print(f"wrote {args.out / 'scale.md'} and {args.out / 'scale.png'}")
