@@ -2,6 +2,7 @@
 
     flock /work/team/bench.lock python benchmarks/bench_scale.py                     # 1e5, 1e6, 1e7
     python benchmarks/bench_scale.py --sizes 100000 1000000 --procs 1                 # quicker
+    python benchmarks/bench_scale.py --quick                                          # a minute: proves it runs
 
 For each size, synthetic two-domain data with power-law item popularity and user activity
 (``cdtl.data.synthetic``; 10^7 interactions = 1M users, 500k items) is written once as Parquet
@@ -9,6 +10,12 @@ under ``--data``, then ``python -m cdtl.scaling`` measures, in a fresh process (
 ``torchrun --nproc-per-node 2``, gloo), the load, one BPR epoch, one EMCDR fit, full ranking of
 10,000 users and peak resident memory. One process uses every core (torch's threads); under
 torchrun each of the two processes has one thread, so both columns use the same two cores.
+
+Each row is written to ``--out``/scale.json and the table to scale.md as soon as it is
+measured, so an interrupted run keeps what it measured; a measurement that fails is kept as a
+row with its error and the run goes on. The table ends with the checks of the targets (one BPR
+epoch at 10^7 under 30 s, peak RSS under 4 GB, time per interaction at 10^7 within 1.3x of 10^6)
+for the sizes measured.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+from cdtl.experiments.common import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("load_s", "bpr_epoch_s", "emcdr_fit_s", "eval_s")
+QUICK = {"sizes": [10_000, 30_000], "eval_users": 1_000}
 
 
 def generate(size: int, directory: Path) -> None:
@@ -34,18 +44,23 @@ def generate(size: int, directory: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(size), str(directory)], check=True)
 
 
-def measure(directory: Path, procs: int, threads: int) -> dict:
+def measure(directory: Path, size: int, procs: int, threads: int, eval_users: int) -> dict:
+    """One measurement in a fresh process (or torchrun job); a failure comes back as a row with its error."""
+    options = [str(directory), "--eval-users", str(eval_users)]
     if procs == 1:
-        cmd = [sys.executable, "-m", "cdtl.scaling", str(directory), "--threads", str(threads)]
+        cmd = [sys.executable, "-m", "cdtl.scaling", *options, "--threads", str(threads)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--standalone",
-               "-m", "cdtl.scaling", str(directory), "--threads", "1"]
+               "-m", "cdtl.scaling", *options, "--threads", "1"]
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CDTL_PROGRESS": "0"})
     if out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    row = json.loads(out.stdout.strip().splitlines()[-1])
-    row["procs"], row["process_s"] = procs, time.perf_counter() - started
+        print(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
+        row = {"interactions": size, "error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
+    else:
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+    row.update(procs=procs, process_s=time.perf_counter() - started, load_at_start=load)
     return row
 
 
@@ -56,6 +71,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    rows = [r for r in rows if "error" not in r]
     for procs in sorted({r["procs"] for r in rows}):
         mine = sorted((r for r in rows if r["procs"] == procs), key=lambda r: r["interactions"])
         for stage, marker in zip(STAGES, "osD^"):
@@ -72,13 +88,35 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["interactions", "users", "items", "procs", "load_s", "bpr_epoch_s", "emcdr_fit_s", "eval_s", "peak_rss_mb",
-            "us_per_interaction"]
+    """The measured rows as a Markdown table (wall seconds, CPU seconds of the BPR epoch), then the targets' checks."""
+    cols = ["interactions", "users", "items", "procs", "load_s", "bpr_epoch_s", "bpr_epoch_cpu_s", "emcdr_fit_s",
+            "eval_s", "eval_users", "peak_rss_mb", "us_per_interaction", "load_at_start"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['interactions']:,} | | | {r['procs']} | failed: {r['error']} |" + " |" * (len(cols) - 5))
+            continue
         r["us_per_interaction"] = 1e6 * r["bpr_epoch_s"] / r["train_rows"]
         lines.append("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else f"{r[c]:,}" for c in cols) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + targets(rows))
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """The scaling targets, checked on whichever of the rows at 10^6 and 10^7 interactions were measured."""
+    done = {(r["interactions"], r["procs"]): r for r in rows if "error" not in r}
+    lines = []
+    for procs in sorted({p for _, p in done}):
+        big, mid = done.get((10_000_000, procs)), done.get((1_000_000, procs))
+        if big:
+            epoch, rss = big["bpr_epoch_s"], big["peak_rss_mb"]
+            lines.append(f"- {procs} process(es), 10^7: one BPR epoch {epoch:.1f} s (target < 30 s: "
+                         f"{'met' if epoch < 30 else 'missed'}), peak RSS {rss / 1024:.2f} GB (target < 4 GB: "
+                         f"{'met' if rss < 4096 else 'missed'})")
+        if big and mid:
+            ratio = (big["bpr_epoch_s"] / big["train_rows"]) / (mid["bpr_epoch_s"] / mid["train_rows"])
+            lines.append(f"- {procs} process(es): time per interaction at 10^7 / at 10^6 = {ratio:.2f} "
+                         f"(target <= 1.3: {'met' if ratio <= 1.3 else 'missed'})")
+    return lines
 
 
 def main() -> None:
@@ -86,24 +124,29 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="threads of the 1-process run")
+    parser.add_argument("--eval-users", type=int, default=10_000, help="test users ranked against every item")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"sizes {QUICK['sizes']} and {QUICK['eval_users']:,} ranked users: a minute, to prove it runs")
     parser.add_argument("--data", type=Path, default=Path("/tmp/cdtl-scale"), help="where the synthetic data is kept")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="where scale.json, scale.md and scale.png go (--quick: OUT/quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.eval_users, args.out = QUICK["sizes"], QUICK["eval_users"], args.out / "quick"
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
         directory = args.data / f"n{size}"
         generate(size, directory)
         for procs in args.procs:
-            rows.append(measure(directory, procs, args.threads))
-            (args.out / "scale.json").write_text(json.dumps(rows, indent=2))  # kept as each row arrives
+            rows.append(measure(directory, size, procs, args.threads, args.eval_users))
+            atomic_write_text(args.out / "scale.json", json.dumps(rows, indent=2))  # kept as each row arrives
+            atomic_write_text(args.out / "scale.md", table(rows) + "\n")
             print(f"done: {size:,} interactions, {procs} process(es): {json.dumps(rows[-1])}", file=sys.stderr)
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    text = table(rows)
-    print(text)
-    (args.out / "scale.md").write_text(text + "\n")
+    print(table(rows))
     plot(rows, args.out / "scale.png")
-    print(f"wrote {args.out / 'scale.md'} and {args.out / 'scale.png'}")
+    print(f"wrote {args.out / 'scale.json'}, {args.out / 'scale.md'} and {args.out / 'scale.png'}")
 
 
 if __name__ == "__main__":

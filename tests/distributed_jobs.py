@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from cdtl import distributed
 from cdtl.models.batches import RatingBatches, rating_batches
@@ -45,7 +46,7 @@ def encode(out: Path) -> None:
     vectors = encoder.encode(TITLES)
     plain = TextEncoder(None, max_length=16, batch_size=8, chunk_size=8, device="cpu").encode(TITLES)
     if distributed.is_main():
-        torch.save({"cached": vectors, "plain": plain}, out / "vectors.pt")
+        save_file({"cached": vectors, "plain": plain}, out / "vectors.safetensors")
         (out / "encode.json").write_text(json.dumps({"world": distributed.world_size()}))
 
 

@@ -29,9 +29,11 @@ def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def test_cdtl_run_under_torchrun_trains_with_ddp_writes_once_and_resumes_on_one_process(tmp_path, capsys):
     out, ckpt = tmp_path / "run", tmp_path / "ckpt"
-    settings = ["--set", "train.epochs=2", "--set", "model.dim=16", "--set", "evaluate.bootstrap=20",
-                "--set", f"train.checkpoint_dir={ckpt}"]
-    done = torchrun("-m", "cdtl.cli", "run", "configs/mf_bpr_ml100k.yaml", "--out", str(out), *settings)
+    # sparse tables with sparse_adam: DDP averages sparse gradients too
+    settings = ["--set", "model.dim=16", "--set", "model.sparse=true", "--set", "train.optimizer=sparse_adam",
+                "--set", "evaluate.bootstrap=20", "--set", f"train.checkpoint_dir={ckpt}"]
+    done = torchrun("-m", "cdtl.cli", "run", "configs/mf_bpr_ml100k.yaml", "--out", str(out), *settings,
+                    "--set", "train.epochs=2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ndcg@10") == 1 and done.stdout.count("wrote") == 1  # one table, from rank 0
     results = json.loads((out / "metrics.json").read_text())
@@ -39,9 +41,8 @@ def test_cdtl_run_under_torchrun_trains_with_ddp_writes_once_and_resumes_on_one_
     assert results["metrics"]["ndcg@10"]["n"] == 943  # every test user, gathered from both ranks' shares
     assert json.loads((ckpt / "last.json").read_text())["epoch"] == 1
     # the checkpoint written by rank 0 of two resumes in one process
-    code = cdtl_main(["run", "configs/mf_bpr_ml100k.yaml", "--out", str(tmp_path / "resumed"), *settings[:-4],
-                      "--set", "train.epochs=3", "--set", "train.resume=true", "--set", "evaluate.bootstrap=20",
-                      "--set", f"train.checkpoint_dir={ckpt}"])
+    code = cdtl_main(["run", "configs/mf_bpr_ml100k.yaml", "--out", str(tmp_path / "resumed"), *settings,
+                      "--set", "train.epochs=3", "--set", "train.resume=true"])
     assert code == 0, capsys.readouterr().err
     resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
@@ -66,7 +67,8 @@ def test_sharded_encoding_equals_one_process_shard_for_shard(tmp_path):
 
     done = torchrun(str(JOBS), "encode", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
-    two = torch.load(tmp_path / "two" / "vectors.pt")
+    two = load_file(tmp_path / "two" / "vectors.safetensors")
+    assert json.loads((tmp_path / "two" / "encode.json").read_text())["world"] == 2
     torch.set_num_threads(1)
     one = TextEncoder(None, max_length=16, batch_size=8, chunk_size=8, device="cpu", cache_dir=tmp_path / "one")
     vectors = one.encode(TITLES)
@@ -86,6 +88,15 @@ def test_a_world_size_that_does_not_divide_the_batch_is_refused(tmp_path):
     assert done.returncode != 0
     assert "batch_size 1023 does not divide over 2 processes: make it a multiple of the world size" in done.stderr
     assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["transfer", "fusion", "multitask"])
+def test_comparisons_are_refused_under_torchrun_before_any_work(kind, monkeypatch):
+    from cdtl.experiments import ConfigError, run
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in every process it starts
+    with pytest.raises(ConfigError, match=f"kind '{kind}' runs in one process; under torchrun only single"):
+        run({"kind": kind, "dataset": {"name": "no-such-dataset"}})
 
 
 @pytest.mark.parametrize("settings, message", [

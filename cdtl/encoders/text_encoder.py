@@ -232,7 +232,8 @@ class TextEncoder:
         """Encode and cache the texts at ``todo`` the cache lacks, chunk by chunk: (hits and misses, their vectors if ``gather``)."""
         cache, identity = self.cache, self.identity
         keys = [text_key(texts[i]) for i in todo]
-        missing_at = cache.missing(identity, keys)
+        # under torchrun every rank takes rank 0's view, so all cut the same chunks even while shards are being written
+        missing_at = distributed.broadcast_object(cache.missing(identity, keys))
         # each text missing from the cache is encoded once, however often it repeats
         first: dict[str, int] = {}
         for j in missing_at:
