@@ -97,3 +97,23 @@ def test_split_on_tiny_data_is_exact():
     split = cold_start_split(data, "A", "B", 0.4, seed=0)
     assert (len(split.warm_users), len(split.val_users), len(split.test_users)) == (6, 2, 2)
     assert len(split.test) == 2 * 3 and len(split.val) == 2 * 3
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"cold_ratio": "0.2"}, r"cold_ratio must be a number between 0 and 1 \(e\.g\. 0\.2\), got '0\.2' \(str\)"),
+    ({"cold_ratio": True}, r"cold_ratio must be a number .* got True \(bool\)"),
+    ({"seed": 1.5}, r"seed must be a non-negative integer, got 1\.5 \(float\)"),
+    ({"seed": "0"}, r"seed must be a non-negative integer, got '0' \(str\)"),
+    ({"val_fraction": None}, r"val_fraction must be a number"),
+    ({"source": 1}, r"source must be a domain name \(str\), got 1 \(int\)"),
+])
+def test_argument_types_are_checked_by_name(kwargs, match):
+    data = _two_domains([f"u{i}" for i in range(10)], [f"u{i}" for i in range(10)])
+    args = {"source": "A", "target": "B", "cold_ratio": 0.4, "seed": 0, **kwargs}
+    with pytest.raises(TypeError, match=match):
+        cold_start_split(data, **args)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        cold_start_split(data, "A", "B", 0.4, seed=-1)
+    with pytest.raises(TypeError, match="data must be a RecData"):
+        cold_start_split(data.interactions, "A", "B", 0.4)
+    assert len(cold_start_split(data, "A", "B", np.float32(0.4), seed=np.int64(0)).test_users) == 2

@@ -112,3 +112,41 @@ def test_real_amazon_pair_loads_through_the_own_tables_path():
     assert summary["interactions"] == 436_127 and summary["users"] == 53_061
     assert not data.has_ratings
     assert not data.items["text"].str.contains("&amp;").any()
+
+
+def test_empty_file_names_the_file(tmp_path):
+    inter, items = _tables(tmp_path)
+    inter.write_bytes(b"")
+    with pytest.raises(DataError, match=r"inter\.csv: the file is empty \(0 bytes\)"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_text_in_another_encoding_names_the_file_and_the_encoding(tmp_path):
+    inter, items = _tables(tmp_path)
+    items.write_bytes("item_id,domain,title\nm1,movies,Amélie\nm2,movies,Heat\nb1,books,Dune\nb2,books,Emma\n"
+                      .encode("latin-1"))
+    with pytest.raises(DataError, match=r"items\.csv: not valid utf-8 text .* encoding='latin-1'"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+    data = load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5), encoding="latin-1")
+    assert data.items.set_index("item").loc["m1", "title"] == "Amélie"
+
+
+@pytest.mark.parametrize("suffix,payload", [(".parquet", b"PAR1 not really"), (".csv.gz", b"\x1f\x8b\x08 cut")])
+def test_garbled_files_name_the_file(tmp_path, suffix, payload):
+    inter, items = _tables(tmp_path, suffix)
+    inter.write_bytes(payload)
+    with pytest.raises(DataError, match=rf"inter{suffix.replace('.', '[.]')}: cannot be read as"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_a_folder_instead_of_a_table(tmp_path):
+    inter, items = _tables(tmp_path)
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(DataError, match=r"folder\.csv is a folder"):
+        load_tables(tmp_path / "folder.csv", items, columns=COLUMNS, rating_scale=(1, 5))
+
+
+def test_missing_domain_in_the_item_table_blames_the_item_table(tmp_path):
+    inter, items = _tables(tmp_path, items__domain=["movies", "", "books", "books"])
+    with pytest.raises(DataError, match=r"items\.csv: column 'domain' has 1 missing value\(s\), e\.g\. rows \[1\]"):
+        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cdtl.data.domains import overlap_users
-from cdtl.data.tables import DataError, RecData
+from cdtl.data.tables import DataError, RecData, check_unique_pairs
 
 
 @dataclass
@@ -90,12 +90,14 @@ def cold_start_split(
     generator. The cold users are split into validation (``val_fraction``) and test users;
     every other user keeps all their interactions in training.
     """
+    _check_arguments(data, source, target, cold_ratio, val_fraction, seed)
     if source == target:
         raise ValueError(f"source and target must differ, both are {source!r}")
     if not 0.0 < cold_ratio < 1.0:
         raise ValueError(f"cold_ratio must be strictly between 0 and 1 (e.g. 0.2, 0.5, 0.8), got {cold_ratio}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
+    check_unique_pairs(data.interactions, f"{data.name}: interactions")
     bridge = overlap_users(data, source, target)
     if len(bridge) == 0:
         raise DataError(f"{data.name}: domains {source!r} and {target!r} share no users; cross-domain transfer needs some")
@@ -130,3 +132,20 @@ def cold_start_split(
         val_users=val_users,
         test_users=test_users,
     )
+
+
+def _check_arguments(data: object, source: object, target: object, cold_ratio: object, val_fraction: object,
+                     seed: object) -> None:
+    """Wrong types fail here by name (``cold_ratio='0.2'``, ``seed=1.5``), not deep inside numpy."""
+    if not isinstance(data, RecData):
+        raise TypeError(f"data must be a RecData (from cdtl.data.load, load_tables, ...), got {type(data).__name__}")
+    for name, value in (("source", source), ("target", target)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a domain name (str), got {value!r} ({type(value).__name__})")
+    for name, value in (("cold_ratio", cold_ratio), ("val_fraction", val_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number between 0 and 1 (e.g. 0.2), got {value!r} ({type(value).__name__})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")

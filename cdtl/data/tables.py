@@ -14,6 +14,8 @@ from cdtl.data.text import clean_text
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp", "domain")
 #: columns of the normalised item table (year, genres and domain may be absent)
 ITEM_COLUMNS = ("item", "title", "year", "genres", "text", "domain")
+#: what to do with a (user, item) pair that appears more than once (see ``validate_interactions``)
+DUPLICATE_POLICIES = ("refuse", "latest")
 
 
 class DataError(ValueError):
@@ -89,21 +91,25 @@ def validate_interactions(
     df: pd.DataFrame,
     where: str,
     rating_scale: tuple[float, float] | None = None,
+    duplicates: str = "refuse",
 ) -> pd.DataFrame:
-    """Check and normalise an interaction table; return it with string ids and clean dtypes."""
+    """Check and normalise an interaction table; return it with string ids and clean dtypes.
+
+    A (user, item) pair may appear once: otherwise one copy could be trained on while
+    another is tested. ``duplicates="refuse"`` (the default) fails with the count and
+    examples; ``"latest"`` keeps each pair's row with the largest timestamp (the later
+    row in the table on a tie, or without a timestamp column) and drops the others.
+    """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     require_columns(df, ("user", "item"), where)
     if len(df) == 0:
         raise DataError(f"{where}: no interactions (the table is empty)")
     out = df.copy()
-    for col in ("user", "item"):
-        if out[col].isna().any():
-            bad = out.index[out[col].isna()][:5].tolist()
-            raise DataError(f"{where}: column {col!r} has {int(out[col].isna().sum())} missing value(s), e.g. rows {bad}")
-        out[col] = out[col].astype(str)
-    if "domain" in out.columns:
-        if out["domain"].isna().any():
-            raise DataError(f"{where}: column 'domain' has {int(out['domain'].isna().sum())} missing value(s)")
-        out["domain"] = out["domain"].astype(str)
+    for col in ("user", "item", "domain"):
+        if col in out.columns:
+            _refuse_missing(out, col, where)
+            out[col] = out[col].astype(str)
     if "rating" in out.columns:
         ratings = pd.to_numeric(out["rating"], errors="coerce")
         if ratings.isna().any():
@@ -124,11 +130,53 @@ def validate_interactions(
         if ts.isna().any():
             raise DataError(f"{where}: column 'timestamp' has {int(ts.isna().sum())} non-numeric or missing value(s)")
         out["timestamp"] = ts.astype("int64")
-    dup = out.duplicated()
-    if dup.any():
-        example = out[dup].head(2).to_dict("records")
-        raise DataError(f"{where}: {int(dup.sum())} duplicate row(s), e.g. {example}; remove them before loading")
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    if duplicates == "refuse":
+        dup = out.duplicated()
+        if dup.any():
+            example = out[dup].head(2).to_dict("records")
+            raise DataError(f"{where}: {int(dup.sum())} duplicate row(s), e.g. {example}; remove them before loading, "
+                            "or pass duplicates='latest' to keep one")
+        check_unique_pairs(out, where)
+        return out
+    return out.loc[_latest_rows(out)].reset_index(drop=True)
+
+
+def _refuse_missing(df: pd.DataFrame, col: str, where: str) -> None:
+    """Fail naming the table, the column and the first rows where ``col`` has no value."""
+    missing = df[col].isna()
+    if missing.any():
+        bad = df.index[missing][:5].tolist()
+        raise DataError(f"{where}: column {col!r} has {int(missing.sum())} missing value(s), e.g. rows {bad}")
+
+
+def repeated_pairs(interactions: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows whose (user, item) pair occurs more than once."""
+    return interactions.duplicated(["user", "item"], keep=False)
+
+
+def check_unique_pairs(out: pd.DataFrame, where: str) -> None:
+    """Fail with the count and examples when a (user, item) pair appears more than once in ``out``."""
+    repeated = repeated_pairs(out)
+    if not repeated.any():
+        return
+    rows = out[repeated]
+    n_pairs = int(rows.groupby(["user", "item"]).ngroups)
+    examples = []
+    for (user, item), group in list(rows.groupby(["user", "item"], sort=False))[:2]:
+        shown = group.drop(columns=["user", "item"]).to_dict("records")
+        examples.append(f"user {user!r} item {item!r} at rows {group.index.tolist()} {shown}")
+    raise DataError(
+        f"{where}: {n_pairs} (user, item) pair(s) appear more than once with different values ({len(rows)} rows), "
+        f"e.g. {'; '.join(examples)}. A pair must appear once, or one copy could be trained on and another tested: "
+        "remove the repeats, or load with duplicates='latest' to keep each pair's latest row (by timestamp)"
+    )
+
+
+def _latest_rows(out: pd.DataFrame) -> pd.Index:
+    """Index of each (user, item) pair's latest row: largest timestamp, then last in the table (row order kept)."""
+    ordered = out.sort_values("timestamp", kind="stable") if "timestamp" in out.columns else out
+    return ordered.drop_duplicates(["user", "item"], keep="last").index.sort_values()
 
 
 def validate_items(df: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -137,8 +185,9 @@ def validate_items(df: pd.DataFrame, where: str) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{where}: no items (the table is empty)")
     out = df.copy()
-    if out["item"].isna().any():
-        raise DataError(f"{where}: column 'item' has {int(out['item'].isna().sum())} missing value(s)")
+    for col in ("item", "domain"):
+        if col in out.columns:
+            _refuse_missing(out, col, where)
     out["item"] = out["item"].astype(str)
     dup = out["item"].duplicated()
     if dup.any():
