@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cdtl import distributed, progress
-from cdtl.encoders.cache import EmbeddingCache, text_key
+from cdtl.encoders.cache import DamagedShardError, EmbeddingCache, text_key
 from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
 from cdtl.train import choose_device
 
@@ -229,7 +229,22 @@ class TextEncoder:
         return texts, [i for i in range(len(texts)) if i not in skip]
 
     def _encode_cached(self, texts: list[str], todo: list[int], *, gather: bool) -> tuple[dict[str, int], torch.Tensor | None]:
-        """Encode and cache the texts at ``todo`` the cache lacks, chunk by chunk: (hits and misses, their vectors if ``gather``)."""
+        """Encode and cache the texts at ``todo`` the cache lacks, chunk by chunk: (hits and misses, their vectors if ``gather``).
+
+        A shard that fails its check on reading is dropped by the cache (with a warning naming
+        it); its texts are then missing, so they are encoded again here.
+        """
+        for _attempt in range(3):
+            stats = self._fill_cache(texts, todo)
+            vectors = None
+            with contextlib.suppress(DamagedShardError):
+                vectors = self.cache.get(self.identity, [text_key(texts[i]) for i in todo]) if gather else None
+            # under torchrun every rank retries together, or none does (a lone retry would wait forever)
+            if distributed.agree(vectors is not None or not gather):
+                return stats, vectors
+        raise RuntimeError(f"the embedding cache {self.cache.root} keeps failing its checks; is the disk failing?")
+
+    def _fill_cache(self, texts: list[str], todo: list[int]) -> dict[str, int]:
         cache, identity = self.cache, self.identity
         keys = [text_key(texts[i]) for i in todo]
         # under torchrun every rank takes rank 0's view, so all cut the same chunks even while shards are being written
@@ -249,7 +264,7 @@ class TextEncoder:
         stats = {"hits": len(todo) - len(missing_at), "misses": len(missing_at)}
         cache.stats.hits += stats["hits"]
         cache.stats.misses += stats["misses"]
-        return stats, (cache.get(identity, keys) if gather else None)
+        return stats
 
     def _encode_chunk(self, texts: list[str], bar: Any) -> torch.Tensor:
         """Tokenise once, sort by length, encode batches padded to their longest text, restore order."""
