@@ -6,7 +6,7 @@ import math
 import os
 
 TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off", "")
+FALSE = ("0", "false", "no", "off")
 
 
 class EnvError(ValueError):
@@ -14,9 +14,9 @@ class EnvError(ValueError):
 
 
 def flag(name: str, default: bool = False) -> bool:
-    """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case); unset means ``default``."""
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (any case); unset or empty means ``default``."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in TRUE:

@@ -86,18 +86,29 @@ def atomic_write(path: PathLike, data: bytes | str | Callable[[Path], object], *
 
 
 @contextlib.contextmanager
-def atomic_directory(target: PathLike) -> Iterator[Path]:
+def atomic_directory(target: PathLike, *, merge: bool = False) -> Iterator[Path]:
     """Fill a temporary folder beside ``target``; on success it becomes ``target`` in one rename.
 
     On any failure the temporary folder is removed and ``target`` is left as it was. An
-    existing ``target`` is replaced (moved aside first, removed after the rename).
+    existing ``target`` is replaced (moved aside first, removed after the rename); with
+    ``merge=True`` each new file is renamed into it instead, and its other files are kept.
     """
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} is a file; expected a folder (or nothing) there")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_name(target)
     tmp.mkdir()
     try:
         yield tmp
+        if merge and target.exists():
+            for path in sorted(tmp.rglob("*")):
+                destination = target / path.relative_to(tmp)
+                if path.is_dir():
+                    destination.mkdir(exist_ok=True)
+                else:
+                    os.replace(path, destination)
+            return
         old = None
         if target.exists():
             old = _temporary_name(target)

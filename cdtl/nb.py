@@ -10,6 +10,7 @@ from typing import Any
 
 from cdtl.profiles import ENV_VAR, Profile, choose
 from cdtl.profiles import profile as _profile
+from cdtl.io import atomic_write, read_json
 
 MIME = "application/vnd.cdtl.record+json"
 RECORD_DIR_VAR = "CDTL_RECORD_DIR"
@@ -72,10 +73,9 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
     if directory:
         stem = notebook or os.environ.get("CDTL_NOTEBOOK") or "records"
         path = Path(directory) / f"{stem}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existing = json.loads(path.read_text()) if path.exists() else {}
+        existing = read_json(path, what="recorded results") if path.exists() else {}
         existing[name] = clean
-        path.write_text(json.dumps(existing, indent=2, sort_keys=True))
+        atomic_write(path, json.dumps(existing, indent=2, sort_keys=True))
     return clean
 
 

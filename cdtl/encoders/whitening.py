@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from cdtl.tensorfile import load_tensors, read_header, save_tensors
 
 FORMAT = "cdtl.PCAWhitening/1"
 
@@ -106,12 +106,9 @@ class PCAWhitening:
         """Write the fitted statistics to a safetensors file (settings in its JSON header)."""
         if self.mean is None or self.matrix is None or self.eigenvalues is None:
             raise RuntimeError("PCAWhitening is not fitted: nothing to save")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": self.mean, "matrix": self.matrix, "eigenvalues": self.eigenvalues}
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
-                  metadata={"format": FORMAT, "settings": json.dumps({"dim": self.dim, "eps": self.eps})})
-        return path
+        return save_tensors(path, {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                            {"format": FORMAT, "settings": json.dumps({"dim": self.dim, "eps": self.eps})})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PCAWhitening:
@@ -119,13 +116,12 @@ class PCAWhitening:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no PCAWhitening file at {path}")
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a PCAWhitening file (format {header.get('format')!r}, expected {FORMAT!r})")
+        found = read_header(path, what="PCAWhitening file").get("format")
+        if found != FORMAT:
+            raise ValueError(f"{path} is not a PCAWhitening file (format {found!r}, expected {FORMAT!r})")
+        tensors, header = load_tensors(path, what="PCAWhitening file", require_digest=False)
         settings = json.loads(header["settings"])
         whitening = cls(dim=settings["dim"], eps=settings["eps"])
-        tensors = load_file(str(path), device="cpu")
         whitening.mean, whitening.matrix, whitening.eigenvalues = tensors["mean"], tensors["matrix"], tensors["eigenvalues"]
         return whitening
 

@@ -61,6 +61,7 @@ from torch import Tensor, nn
 from cdtl.encoders.language_model import freeze_lowest_layers, load_model, resolve_model, transformer_layers
 from cdtl.encoders.users import AttentionPool, pad_histories
 from cdtl.encoders.whitening import MoEAdaptor
+from cdtl.io import atomic_directory
 
 # Starting points for TrainConfig: fine-tuning a pretrained model wants a small lr (TrainConfig's default,
 # 1e-3, suits embeddings trained from scratch and would wreck the pretrained weights) and some weight decay.
@@ -263,10 +264,10 @@ class TwoTower(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Save the fine-tuned language model and tokenizer (not the adaptor or pool), e.g. for ``TextEncoder(model=directory)``."""
-        directory = Path(directory)
-        self.lm.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        return directory
+        with atomic_directory(directory, merge=True) as tmp:  # a crash never leaves half a model there
+            self.lm.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+        return Path(directory)
 
 
 def load_language_model(model: str | os.PathLike | None) -> tuple[str, Any, nn.Module]:
