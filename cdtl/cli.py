@@ -1,4 +1,10 @@
-"""The `cdtl` command line: list, fetch and describe datasets; run experiments from YAML."""
+"""The `cdtl` command line: list, fetch and describe datasets; run experiments from YAML.
+
+Every sub-command runs inside one error boundary (``main``): an error the user can fix
+prints one or a few lines naming the file or key and exits 2; a bug prints one line and
+exits 1. The traceback is printed only with ``--debug`` (anywhere on the line) or
+``CDTL_DEBUG=1``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+
+DEBUG_FLAG = "--debug"
+DEBUG_VAR = "CDTL_DEBUG"
+# Errors of a program, not of its input: a one-line report that asks for --debug and a bug report.
+INTERNAL_ERRORS = (AssertionError, AttributeError, IndexError, NameError, NotImplementedError, ZeroDivisionError)
 
 
 def _data_list(_: argparse.Namespace) -> int:
@@ -77,6 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cdtl`` (one sub-command per task)."""
     parser = argparse.ArgumentParser(prog="cdtl", description="Cross-domain transfer learning for recommenders.")
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help=f"print the full traceback of an error (also {DEBUG_VAR}=1); allowed anywhere on the line")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="list, fetch and describe datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -119,14 +132,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cdtl`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``cdtl`` command: parse, run the sub-command, report any error in a few lines."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
+        from cdtl.env import flag
+
+        debug = debug or flag(DEBUG_VAR)
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (KeyError, ValueError, RuntimeError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"cdtl: error: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("cdtl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one boundary: nothing reaches the user as a raw traceback
+        if debug:
+            raise
+        print(describe_error(exc), file=sys.stderr)
+        return 1 if isinstance(exc, INTERNAL_ERRORS) else 2
+
+
+def describe_error(exc: BaseException) -> str:
+    """The lines ``cdtl`` prints for an error: its own message, with the fix, as the code wrote it."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    message = str(message).strip() or type(exc).__name__
+    if isinstance(exc, INTERNAL_ERRORS):
+        return (f"cdtl: internal error: {type(exc).__name__}: {message}\n"
+                f"(a bug in cdtl: rerun with {DEBUG_FLAG} for the traceback and report it)")
+    if isinstance(exc, MemoryError):
+        return "cdtl: error: out of memory; use a smaller dataset, batch_size or model"
+    return f"cdtl: error: {message}"
 
 
 if __name__ == "__main__":  # pragma: no cover
