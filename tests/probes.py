@@ -1,0 +1,60 @@
+"""Shared by the bad-input probes: a deadline per probe, and the checks that make an error "clear"."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail a probe that runs longer than ``seconds`` (a hang is a finding, never a stuck test run)."""
+
+    def expire(*_: object) -> None:
+        raise TimeoutError(f"probe still running after {seconds} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def assert_clear(text: str, *needles: str, max_lines: int = 4) -> None:
+    """A clear error: no traceback, a few lines, and it says each of ``needles`` (the file, key, fix...)."""
+    assert "Traceback" not in text, text
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    assert 1 <= len(lines) <= max_lines, f"{len(lines)} lines:\n{text}"
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in:\n{text}"
+
+
+def cli(capsys: pytest.CaptureFixture, argv: Sequence[str], *needles: str, code: int = 2, max_lines: int = 4,
+        seconds: float = 120) -> str:
+    """Run ``cdtl argv`` in-process; it must exit ``code`` with a clear error naming ``needles``."""
+    from cdtl.cli import main
+
+    with deadline(seconds):
+        got = main(list(argv))
+    captured = capsys.readouterr()
+    assert got == code, f"exit {got}, expected {code}\nstdout: {captured.out}\nstderr: {captured.err}"
+    if code:
+        assert captured.err.startswith("cdtl: error: "), captured.err
+        assert_clear(captured.err, *needles, max_lines=max_lines)
+    return captured.out if code == 0 else captured.err
+
+
+def cli_process(argv: Sequence[str], env: dict[str, str], *, seconds: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m cdtl.cli argv`` as a real process (its own interpreter, exit code and stderr)."""
+    return subprocess.run([sys.executable, "-m", "cdtl.cli", *argv], capture_output=True, text=True, timeout=seconds,
+                          env=env, cwd=ROOT)
