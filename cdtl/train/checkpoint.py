@@ -4,6 +4,11 @@ A checkpoint folder holds, after every epoch, ``last.safetensors`` (the weights)
 ``last_optimizer.safetensors`` (the optimizer's tensors) and ``last.json`` (the epoch, the
 history, the schedule and the optimizer's structure), written in that order and each
 atomically; ``best.safetensors`` holds the weights of the best epoch so far.
+
+Each tensor file carries the sha256 of its payload, and ``last.json`` the sha256 of its own
+content and the run's fingerprint (data, split, settings). Resuming checks all of them before
+anything is loaded: a damaged file is named (``CorruptFileError``), another run's checkpoint
+is refused with the keys that differ (``ResumeError``).
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
+
+from cdtl.io import CorruptFileError, atomic_write, bytes_hash, read_json
+from cdtl.tensorfile import DIGEST_KEY, load_tensors, read_header, save_tensors
 
 if TYPE_CHECKING:
     from cdtl.train.loop import TrainingState
@@ -33,34 +39,39 @@ BEST_WEIGHTS = "best.safetensors"
 
 # Config keys that may change between a run and its resumption without changing the result.
 RESUMABLE_CHANGES = ("epochs", "resume", "progress", "log_dir", "checkpoint_dir", "device")
+START_OVER = "this checkpoint cannot be resumed: delete its folder (or set another checkpoint_dir) to start over"
+
+
+class ResumeError(ValueError):
+    """A checkpoint that belongs to another run (data, split or settings differ); the message lists what differs."""
 
 
 # --------------------------------------------------------------------------- weights
 
 
 def save_weights(model: nn.Module, path: PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
-    """Save a model's state dict as safetensors, with JSON-encoded metadata in the file's header."""
-    path = Path(path)
+    """Save a model's state dict as safetensors (atomically), with JSON-encoded metadata and a payload sha256 in its header."""
     header = {str(key): json.dumps(value) for key, value in (metadata or {}).items()}
-    tensors = safetensors_ready(model.state_dict())
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
-    return path
+    return save_tensors(path, safetensors_ready(model.state_dict()), header)
 
 
-def load_weights(model: nn.Module, path: PathLike, *, strict: bool = True) -> dict[str, Any]:
-    """Load weights written by save_weights into model (on whatever device it is) and return their metadata."""
+def load_weights(model: nn.Module, path: PathLike, *, strict: bool = True, require_digest: bool = False) -> dict[str, Any]:
+    """Load weights written by save_weights into model (on whatever device it is) and return their metadata.
+
+    The payload's sha256 is checked when the file records one (with ``require_digest``, it must).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
-    model.load_state_dict(load_file(str(path), device="cpu"), strict=strict)
-    return read_metadata(path)
+    tensors, header = load_tensors(path, what="weights file", require_digest=require_digest)
+    model.load_state_dict(tensors, strict=strict)
+    return {key: json.loads(value) for key, value in header.items()}
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
     """The JSON metadata in a safetensors file's header."""
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    return {key: json.loads(value) for key, value in header.items()}
+    header = read_header(path, what="weights file")
+    return {key: json.loads(value) for key, value in header.items() if key != DIGEST_KEY}
 
 
 def safetensors_ready(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -75,14 +86,6 @@ def safetensors_ready(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
         seen_storage.add(pointer)
         ready[name] = tensor
     return ready
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary file, then rename it: a crash mid-write never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- optimizer state as JSON + tensors
@@ -128,13 +131,15 @@ def join_tensors(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 # --------------------------------------------------------------------------- checkpoints of the loop
 
 
+def _state_digest(saved: Mapping[str, Any]) -> str:
+    return bytes_hash(json.dumps({k: v for k, v in saved.items() if k != "sha256"}, sort_keys=True).encode())
+
+
 def save_checkpoint(directory: Path, state: TrainingState, epoch: int) -> Path:
     """Write last.safetensors, last_optimizer.safetensors and last.json (in that order) for `epoch`."""
     optimizer_tensors: dict[str, torch.Tensor] = {}
     optimizer_json = split_tensors(state.optimizer.state_dict(), "optimizer", optimizer_tensors)
-    optimizer_tensors = safetensors_ready(optimizer_tensors)
-    atomic_write(directory / LAST_OPTIMIZER,
-                 lambda tmp: save_file(optimizer_tensors, str(tmp), metadata={"epoch": json.dumps(epoch)}))
+    save_tensors(directory / LAST_OPTIMIZER, safetensors_ready(optimizer_tensors), {"epoch": json.dumps(epoch)})
     save_weights(state.model, directory / LAST_WEIGHTS, {"epoch": epoch})
     result = state.result
     saved = {
@@ -145,53 +150,62 @@ def save_checkpoint(directory: Path, state: TrainingState, epoch: int) -> Path:
         "stopped_early": result.stopped_early,
         "epochs_without_improvement": state.bad_epochs,
         "config": state.config.to_dict(),
+        "fingerprint": dict(state.fingerprint),
+        "reference_loss": state.guard.reference,
         "scheduler": state.schedule.state_dict(),
         "optimizer": optimizer_json,
         "grad_scaler": state.scaler.state_dict(),
     }
-    text = json.dumps(saved, indent=2)
-    atomic_write(directory / LAST_STATE, lambda tmp: tmp.write_text(text))
+    saved["sha256"] = _state_digest(saved)
+    atomic_write(directory / LAST_STATE, json.dumps(saved, indent=2))
     return directory / LAST_WEIGHTS
+
+
+def _differences(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str, ignore: tuple[str, ...] = ()) -> list[str]:
+    keys = sorted((set(saved) | set(now)) - set(ignore))
+    return [f"{prefix}{key} ({saved.get(key)!r} -> {now.get(key)!r})" for key in keys if saved.get(key) != now.get(key)]
 
 
 def load_checkpoint(directory: Path, state: TrainingState) -> dict[str, Any] | None:
     """Restore the model, optimizer, schedule and scaler of `state` from `directory`; None when there is nothing to resume.
 
-    Returns the saved loop state (epoch, history, best epoch and metric, ...) with ``best_state``,
-    the best epoch's weights.
+    Every file is checked first (its sha256, and that all are of the same epoch), and the run
+    must be the same one: another fingerprint, or a changed setting that changes results,
+    raises ``ResumeError`` naming the keys; a damaged file raises ``CorruptFileError`` naming
+    it. Nothing is loaded into the model until every check has passed. Returns the saved loop
+    state (epoch, history, best epoch and metric, ...) with ``best_state``, the best epoch's weights.
     """
     state_path = directory / LAST_STATE
     if not state_path.is_file():
         warnings.warn(f"resume=True but {state_path} does not exist; training from scratch", stacklevel=4)
         return None
-    saved = json.loads(state_path.read_text())
-    epoch = saved["epoch"]
-
-    changed = [f"{key} ({saved['config'].get(key)!r} -> {value!r})" for key, value in state.config.to_dict().items()
-               if key not in RESUMABLE_CHANGES and saved["config"].get(key) != value]
+    saved = read_json(state_path, what="checkpoint state", fix=START_OVER)
+    if not isinstance(saved, dict) or saved.get("sha256") != _state_digest(saved):
+        raise CorruptFileError(state_path, "checkpoint state is damaged or edited (its sha256 does not match)", START_OVER)
+    changed = _differences(saved["fingerprint"], state.fingerprint, "") + _differences(
+        saved["config"], state.config.to_dict(), "train.", RESUMABLE_CHANGES)
     if changed:
-        warnings.warn("resuming with a config that differs from the checkpoint's in " + ", ".join(changed)
-                      + "; the result will not match an uninterrupted run", stacklevel=4)
-
-    weights_epoch = load_weights(state.model, directory / LAST_WEIGHTS).get("epoch")
-    optimizer_path = directory / LAST_OPTIMIZER
-    if not optimizer_path.is_file():
-        raise FileNotFoundError(f"{state_path} has no matching {optimizer_path}")
-    optimizer_epoch = read_metadata(optimizer_path).get("epoch")
+        raise ResumeError(f"the checkpoint in {directory} is of another run: " + ", ".join(changed)
+                          + f"; resuming would mix two runs. Restore those settings, or {START_OVER.split(': ', 1)[1]}")
+    epoch = saved["epoch"]
+    weights, weights_header = load_tensors(directory / LAST_WEIGHTS, what="checkpoint weights", fix=START_OVER)
+    optimizer_tensors, optimizer_header = load_tensors(directory / LAST_OPTIMIZER, what="checkpoint optimizer state",
+                                                       fix=START_OVER)
+    weights_epoch, optimizer_epoch = (json.loads(h.get("epoch", "null")) for h in (weights_header, optimizer_header))
     if weights_epoch != epoch or optimizer_epoch != epoch:
         raise RuntimeError(
             f"checkpoint files in {directory} disagree (last.json: epoch {epoch}, weights: epoch {weights_epoch}, "
             f"optimizer: epoch {optimizer_epoch}); a save was interrupted. Delete the folder to start over."
         )
-    state.optimizer.load_state_dict(join_tensors(saved["optimizer"], load_file(str(optimizer_path), device="cpu")))
-    state.schedule.load_state_dict(saved["scheduler"])
-    if saved["grad_scaler"]:
-        state.scaler.load_state_dict(saved["grad_scaler"])
-
     best_state = None
     if saved["best_epoch"] is not None:
         best_path = directory / BEST_WEIGHTS
-        if not best_path.is_file() or read_metadata(best_path).get("epoch") != saved["best_epoch"]:
-            raise RuntimeError(f"{best_path} is missing or is not the best epoch {saved['best_epoch']} of {state_path}")
-        best_state = load_file(str(best_path), device="cpu")
+        best_state, best_header = load_tensors(best_path, what="best weights", fix=START_OVER)
+        if json.loads(best_header.get("epoch", "null")) != saved["best_epoch"]:
+            raise RuntimeError(f"{best_path} is not the best epoch {saved['best_epoch']} of {state_path}")
+    state.model.load_state_dict(weights)
+    state.optimizer.load_state_dict(join_tensors(saved["optimizer"], optimizer_tensors))
+    state.schedule.load_state_dict(saved["scheduler"])
+    if saved["grad_scaler"]:
+        state.scaler.load_state_dict(saved["grad_scaler"])
     return {**saved, "best_state": best_state}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -40,6 +41,7 @@ class TrainConfig:
     log_dir: str | None = None  # write TensorBoard logs here (needs the tensorboard package)
     checkpoint_dir: str | None = None  # safetensors checkpoints after every epoch
     resume: bool = False  # continue from the last checkpoint in checkpoint_dir
+    divergence: float | None = 1e4  # stop once a step's loss exceeds this times max(|first step's loss|, 1); None: never
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -63,6 +65,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.divergence is not None and not (self.divergence > 1 and math.isfinite(self.divergence)):
+            raise ValueError(f"divergence must be a finite factor > 1 (e.g. 1e4) or None, got {self.divergence}")
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.resume and self.checkpoint_dir is None:
@@ -88,10 +92,10 @@ def defaults() -> dict[str, Any]:
 
 
 _INT_FIELDS = ("epochs", "step_size", "warmup_epochs", "patience", "seed")
-_FLOAT_FIELDS = ("lr", "weight_decay", "momentum", "gamma", "min_delta", "grad_clip")
+_FLOAT_FIELDS = ("lr", "weight_decay", "momentum", "gamma", "min_delta", "grad_clip", "divergence")
 _BOOL_FIELDS = ("amp", "progress", "resume")
 _STR_FIELDS = ("optimizer", "scheduler", "monitor", "mode", "device", "log_dir", "checkpoint_dir")
-_OPTIONAL_FIELDS = ("scheduler", "monitor", "grad_clip", "log_dir", "checkpoint_dir")
+_OPTIONAL_FIELDS = ("scheduler", "monitor", "grad_clip", "log_dir", "checkpoint_dir", "divergence")
 
 
 def _check_types(config: TrainConfig) -> None:

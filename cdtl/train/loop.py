@@ -12,10 +12,11 @@ checkpoints, and a rank whose peer died stops with a message naming the last che
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ def fit(
     batches: BatchFactory,
     config: TrainConfig | Mapping[str, Any] | None = None,
     validate: Validate | None = None,
+    *,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train model with the loop every chapter shares and return the per-epoch history.
 
@@ -52,10 +55,15 @@ def fit(
     validate: validate(model) -> {"metric": value}, called after every epoch in eval mode without autograd.
 
     With config.monitor set, training stops after config.patience epochs without improvement and the
-    best weights are restored. The model is left on the chosen device, in eval mode.
+    best weights are restored. The model is left on the chosen device, in eval mode. A loss that
+    turns NaN or inf, or grows past config.divergence times the first step's, stops the run.
+
+    fingerprint: what makes this run this run beyond the config (e.g. hashes of the data and the
+    split, the model's settings), a flat JSON-ready dict; checkpoints record it, and resuming
+    with a different one is refused with the keys that differ.
     """
     config = _checked_config(model, config, validate)
-    state = TrainingState.start(model, config)
+    state = TrainingState.start(model, config, fingerprint)
     batches = distributed.shard_batches(batches)  # this rank's share of every batch (all of it in one process)
     log_dir = config.log_dir if distributed.is_main() else None  # one TensorBoard log per job
     epoch = state.next_epoch
@@ -92,9 +100,11 @@ class TrainingState:
     best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the best weights so far
     last_checkpoint: Path | None = None
     epoch_started: float = 0.0
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # the run's identity, kept in checkpoints
+    guard: LossGuard = field(default_factory=lambda: LossGuard(None))
 
     @classmethod
-    def start(cls, model: nn.Module, config: TrainConfig) -> TrainingState:
+    def start(cls, model: nn.Module, config: TrainConfig, fingerprint: Mapping[str, Any] | None = None) -> TrainingState:
         """Move the model to its device, make the optimizer, schedule and scaler; resume a checkpoint if asked."""
         started = time.perf_counter()
         device = choose_device(config.device)
@@ -106,10 +116,12 @@ class TrainingState:
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         state = cls(model, config, device, model.loss, make_optimizer(model, config), LRSchedule(config),
                     torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16), amp_dtype,
-                    use_amp, started, TrainResult(device=str(device)))
+                    use_amp, started, TrainResult(device=str(device)), fingerprint=dict(fingerprint or {}),
+                    guard=LossGuard(config.divergence))
         if config.resume and config.checkpoint_dir is not None:  # TrainConfig refuses resume without a folder
             saved = load_checkpoint(Path(config.checkpoint_dir), state)
             if saved is not None:
+                state.guard.reference = saved["reference_loss"]
                 state.next_epoch = saved["epoch"] + 1
                 state.result.history = saved["history"]
                 state.result.best_epoch, state.result.best_metric = saved["best_epoch"], saved["best_metric"]
@@ -166,11 +178,11 @@ def train_epoch(state: TrainingState, batches: BatchFactory, epoch: int) -> dict
             pending.append(loss.detach().float())
             steps += 1
             if len(pending) == SYNC_EVERY:
-                loss_sum += _sum_finite(pending, epoch, step + 1 - len(pending), state.last_checkpoint)
+                loss_sum += state.guard.sum(pending, epoch, step + 1 - len(pending), state.last_checkpoint)
                 pending = []
                 bar.set_postfix(loss=f"{loss_sum.item() / steps:.4f}", refresh=False)
     if pending:
-        loss_sum += _sum_finite(pending, epoch, steps - len(pending), state.last_checkpoint)
+        loss_sum += state.guard.sum(pending, epoch, steps - len(pending), state.last_checkpoint)
     if steps == 0:
         raise ValueError(f"batches({epoch}, generator) yielded no batches")
     return {"epoch": epoch, "train_loss": distributed.mean(loss_sum.item() / steps), "lr": lr}  # over the ranks
@@ -260,19 +272,36 @@ def _check_loss_shape(loss: Any) -> None:
         raise ValueError(f"model.loss(batch) must return a scalar, got shape {tuple(loss.shape)}; use .mean()")
 
 
-def _sum_finite(losses: list[torch.Tensor], epoch: int, first_step: int, checkpoint: Path | None) -> torch.Tensor:
-    """The sum of a window of step losses, after checking (one device sync) that none is NaN or inf."""
-    window = torch.stack(losses)
-    bad = ~torch.isfinite(window)
-    if bad.any():
-        index = int(bad.nonzero()[0])
-        where = (f"the last good checkpoint is {checkpoint} (end of epoch {epoch - 1})" if checkpoint is not None
-                 else "there is no checkpoint to go back to (set checkpoint_dir to keep one)")
-        raise FloatingPointError(
-            f"training loss is {window[index].item()} at epoch {epoch}, step {first_step + index} "
-            f"(both counted from 0); {where}. Try a lower lr or grad_clip."
-        )
-    return window.sum()
+class LossGuard:
+    """Stops a run whose loss is NaN or infinite, or has grown past ``factor`` times the first step's (any optimiser).
+
+    Both end in the same message: the epoch and step, the last good checkpoint, and the fix.
+    A window of losses is read back from the device in one sync (see ``SYNC_EVERY``).
+    """
+
+    def __init__(self, factor: float | None, reference: float | None = None) -> None:
+        self.factor = factor
+        self.reference = reference  # |loss| of the run's first step, kept in checkpoints
+
+    def sum(self, losses: list[torch.Tensor], epoch: int, first_step: int, checkpoint: Path | None) -> torch.Tensor:
+        """The sum of a window of step losses, after checking every one of them."""
+        window = torch.stack(losses)
+        values = window.detach().float().cpu().tolist()  # the one device sync of this window
+        if self.reference is None and math.isfinite(values[0]):
+            self.reference = abs(values[0])
+        limit = self.factor * max(self.reference, 1.0) if self.factor and self.reference is not None else math.inf
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v) or abs(v) > limit]
+        if bad:
+            value = values[bad[0]]
+            why = "" if not math.isfinite(value) else (
+                f", over {self.factor:g} times the first step's {self.reference:.4g}: training diverged")
+            where = (f"the last good checkpoint is {checkpoint} (end of epoch {epoch - 1})" if checkpoint is not None
+                     else "there is no checkpoint to go back to (set checkpoint_dir to keep one)")
+            raise FloatingPointError(
+                f"training loss is {value:.4g} at epoch {epoch}, step {first_step + bad[0]} (both counted from 0){why}; "
+                f"{where}. Try a lower lr or grad_clip."
+            )
+        return window.sum()
 
 
 def _fit_summary(result: TrainResult, monitor: str | None) -> str:
