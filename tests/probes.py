@@ -58,3 +58,21 @@ def cli_process(argv: Sequence[str], env: dict[str, str], *, seconds: float = 30
     """Run ``python -m cdtl.cli argv`` as a real process (its own interpreter, exit code and stderr)."""
     return subprocess.run([sys.executable, "-m", "cdtl.cli", *argv], capture_output=True, text=True, timeout=seconds,
                           env=env, cwd=ROOT)
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a file the way disks and people do: flip a bit near the end, truncate, garble, empty or delete it."""
+    payload = bytearray(path.read_bytes())
+    if how == "flip":
+        payload[-2] ^= 0x40
+        path.write_bytes(bytes(payload))
+    elif how == "truncate":
+        path.write_bytes(bytes(payload[: len(payload) // 2]))
+    elif how == "garbage":
+        path.write_bytes(b"\x00\x01garbage")
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "delete":
+        path.unlink()
+    else:
+        raise ValueError(f"unknown damage {how!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import probes
 import pytest
 import torch
 from test_train import BATCHES, make_model, quick, same_weights, weights
@@ -58,20 +59,12 @@ def test_the_checkpoint_records_fingerprint_reference_loss_and_its_own_hash(tmp_
 def test_a_damaged_checkpoint_refuses_to_resume_and_names_the_file(tmp_path, name, damage):
     _checkpointed(tmp_path)
     path = tmp_path / name
-    payload = bytearray(path.read_bytes())
-    if damage == "flip":
-        payload[-2] ^= 0x40
-        path.write_bytes(bytes(payload))
-    elif damage == "truncate":
-        path.write_bytes(bytes(payload[: len(payload) // 2]))
-    elif damage == "garbage":
-        path.write_bytes(b"\x00\x01garbage")
-    elif damage == "edit":
-        state = json.loads(payload)
+    if damage == "edit":
+        state = json.loads(path.read_text())
         state["epochs_without_improvement"] = 0 if state["epochs_without_improvement"] else 3
         path.write_text(json.dumps(state))
     else:
-        path.unlink()
+        probes.damage(path, damage)
     fresh = make_model(seed=5)
     before = weights(fresh)
     with pytest.raises(CorruptFileError) as error:
