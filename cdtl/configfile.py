@@ -1,8 +1,10 @@
 """Experiment files in YAML: mistakes named by file, line and column, 1e-3 read as a number, overrides parsed one way.
 
-``read_yaml`` reads a config file, ``apply_override`` applies one ``--set key=value``, and
-``check_type`` compares a value with the type of its default, so every section of every
-kind of experiment refuses a wrong type by its dotted key before any data is loaded.
+``read_yaml`` reads a config file, ``apply_override`` applies one ``--set key=value``,
+``check_type`` compares a value with the type of its default and ``check_range`` with the
+range its name implies (a count >= 1, a rate > 0, a share in [0, 1)...), so every section
+of every kind of experiment refuses a wrong value by its dotted key before any data is
+loaded; ``check_cutoffs`` compares top-k cut-offs with the catalogue once it is known.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def _describe(default: Any) -> str:
     if isinstance(default, float):
         return "a number"
     if isinstance(default, str):
-        return "a string"
+        return "a name"
     if isinstance(default, list):
         return "a list" + (f" of {_describe(default[0]).removeprefix('a ').removeprefix('an ')}s" if default else "")
     return type(default).__name__
@@ -113,8 +115,8 @@ def _fits(value: Any, default: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
+    if isinstance(default, str):  # a name, a choice ("auto" or a number) or none: the kind checks the choices
+        return value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if isinstance(default, list):
         return isinstance(value, list) and (not default or all(_fits(v, default[0]) for v in value))
     return True
@@ -132,4 +134,52 @@ def check_type(key: str, value: Any, default: Any) -> None:
         raise ConfigFileError(f"{key} must be {_describe(default)}{hint}, got {value!r} ({type(value).__name__})")
 
 
-__all__ = ["ConfigFileError", "apply_override", "check_type", "parse_yaml", "read_yaml"]
+# The range a setting's name implies, wherever it appears: (lowest, lowest included?, highest, highest included?).
+_AT_LEAST_ONE = (1, True, None, False)
+_POSITIVE = (0, False, None, False)
+_NOT_NEGATIVE = (0, True, None, False)
+_SHARE = (0, False, 1, False)
+RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    **dict.fromkeys(("epochs", "batch_size", "encode_batch_size", "dim", "hidden", "patience", "max_length",
+                     "max_history", "step_size", "n_negatives", "n_experts", "sample_users", "bootstrap", "ks"),
+                    _AT_LEAST_ONE),
+    **dict.fromkeys(("lr", "rating_lr", "gamma", "alpha", "source_weight", "threshold"), _POSITIVE),
+    **dict.fromkeys(("seed", "seeds", "reg", "rating_reg", "weight_decay", "min_delta", "warmup_epochs",
+                     "momentum"), _NOT_NEGATIVE),
+    **dict.fromkeys(("cold_ratio", "cold_ratios", "val_fraction"), _SHARE),
+    "dropout": (0, True, 1, False),
+}
+
+
+def check_range(key: str, value: Any) -> None:
+    """Refuse a number outside the range its name implies (``bootstrap: -5``, ``lr: 0``), naming ``key``."""
+    rule = RANGES.get(key.rsplit(".", 1)[-1])
+    if rule is None:
+        return
+    low, low_in, high, high_in = rule
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue  # types are check_type's job; None means "not set"
+        ok = (low is None or (v >= low if low_in else v > low)) and (high is None or (v <= high if high_in else v < high))
+        if not ok:
+            left = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
+            right = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
+            raise ConfigFileError(f"{key} must be {' and '.join(x for x in (left, right) if x)}, got {v!r}")
+
+
+def check_cutoffs(metrics: Any, n_items: int, key: str = "evaluate.metrics") -> None:
+    """Refuse a top-k cut-off larger than the catalogue being ranked (``recall@5000`` of 1,682 films)."""
+    for metric in metrics:
+        if "@" in str(metric):
+            k = int(str(metric).rsplit("@", 1)[1])
+        elif isinstance(metric, int) and not isinstance(metric, bool):
+            k = metric
+        else:
+            continue  # not a cut-off (mae, rmse...)
+        if not 1 <= k <= n_items:
+            raise ConfigFileError(f"{key}: {metric} asks for the top {k} of a catalogue of {n_items} items; "
+                                  f"use a cut-off between 1 and {n_items}")
+
+
+__all__ = ["ConfigFileError", "RANGES", "apply_override", "check_cutoffs", "check_range", "check_type", "parse_yaml",
+           "read_yaml"]

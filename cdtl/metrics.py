@@ -293,6 +293,8 @@ def bootstrap_ratio_ci(
         raise ValueError(f"numerators and denominators must be non-empty and equally long, got {num.size} and {den.size}")
     if (den <= 0).any():
         raise ValueError("every denominator (e.g. a user's number of ratings) must be positive")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
     rng = np.random.default_rng(seed)
     n = num.size
     chunk = max(1, 4_000_000 // n)

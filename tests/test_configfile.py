@@ -57,6 +57,7 @@ def test_overrides():
 
 @pytest.mark.parametrize("value,default,ok", [
     (1, 0.5, True), (1.5, 2, False), ("64", 64, False), (True, 1, False), (1, True, False), ("x", "y", True),
+    (1.0, "auto", True), ([1], "auto", False), (True, "auto", False),
     ([0.2, 1], [0.5], True), ("ndcg@10", ["recall@10"], False), ([1, "a"], [0], False), (None, 3, False),
     ("anything", None, True),
 ])

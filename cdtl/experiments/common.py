@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
+from cdtl.configfile import ConfigFileError, apply_override, check_range, check_type
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
+from cdtl.io import atomic_write
 from cdtl.train import TrainConfig
 
 RANKING = re.compile(r"^(recall|ndcg|hit|mrr|precision)@(\d+)$")
@@ -27,15 +27,16 @@ METRICS_FILE = "metrics.json"
 PER_USER_FILE = "per_user.csv"
 
 
-class ConfigError(ValueError):
-    """An experiment configuration that cannot run; the message lists the valid choices."""
+class ConfigError(ConfigFileError):
+    """An experiment configuration that cannot run; the message names the key and lists the valid choices."""
 
 
 # --------------------------------------------------------------------------- configuration
 
 
 def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """``defaults`` updated by ``given`` section by section; a key the defaults lack is an error naming it."""
+    """``defaults`` updated by ``given`` section by section; an unknown key, a wrong type or a value out of range
+    (``check_type``, ``check_range``) is an error naming its dotted key."""
     out = copy.deepcopy(defaults)
     for key, value in given.items():
         if key not in defaults:
@@ -45,20 +46,13 @@ def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "
                 raise ConfigError(f"{where}{key!r} must be a mapping, got {value!r}")
             out[key] = merge_config(defaults[key], value, f"{where}{key}.")
         else:
+            check_type(f"{where}{key}", value, defaults[key])
+            check_range(f"{where}{key}", value)
             out[key] = value
     return out
 
 
-def set_value(config: dict[str, Any], assignment: str) -> None:
-    """Apply one ``--set section.key=value`` (the value parsed as YAML) to a raw config."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}")
-    path, raw = assignment.split("=", 1)
-    keys = path.strip().split(".")
-    node = config
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = yaml.safe_load(raw)
+set_value = apply_override  # one ``--set section.key=value`` on a raw config (the value read as YAML, 1e-3 a number)
 
 
 def check_ranking_metrics(metrics: Iterable[str], where: str = "evaluate.metrics", hint: str = "") -> None:
@@ -155,22 +149,10 @@ def write_results(out_dir: str | os.PathLike, summary: dict[str, Any], per_user:
     """Write ``metrics.json`` (and ``per_user.csv`` when given) into ``out_dir``, each atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / METRICS_FILE, json.dumps(summary, indent=2, default=json_default))
+    atomic_write(out / METRICS_FILE, json.dumps(summary, indent=2, default=json_default))
     if per_user is not None:
-        atomic_write_text(out / PER_USER_FILE, per_user.to_csv(index=False))
+        atomic_write(out / PER_USER_FILE, lambda tmp: per_user.to_csv(tmp, index=False))
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file next to ``path``, then rename it: readers never see half a file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def json_default(value: Any) -> Any:

@@ -13,9 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from cdtl import distributed
+from cdtl.configfile import read_yaml
 from cdtl.experiments.common import ConfigError, Result, set_value, summary_of
 
 KINDS = {
@@ -78,9 +77,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         path = CONFIG_DIR / f"{path.name}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such experiment config; shipped configs: {', '.join(config_names())}")
-    config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: an experiment config must be a mapping of sections, got {type(config).__name__}")
+    config = read_yaml(path)  # a mistake is named by file, line and column
     for assignment in overrides or []:
         set_value(config, assignment)
     return config

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from cdtl import distributed
+from cdtl.configfile import check_cutoffs
 from cdtl.data import cold_start_split, load
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.protocols import per_user_split, random_split
@@ -35,6 +36,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.fingerprint import run_fingerprint
 from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
 from cdtl.models.mf import LOSSES, MF
 from cdtl.train import TrainConfig, choose_device, fit, set_seed
@@ -77,6 +79,11 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     if model["name"] == "mf" and model["loss"] == "mse" and cfg["protocol"]["name"] != "random":
         raise ConfigError("model.loss: mse is evaluated on held-out ratings: use protocol.name: random")
     check_train(cfg["train"], "train")
+    validated = ["rmse", "mae"] if rating else [m for m in cfg["evaluate"]["metrics"] if RANKING.match(m)]
+    monitor = cfg["train"]["monitor"]
+    if monitor is not None and monitor not in validated:
+        raise ConfigError(f"train.monitor {monitor!r} is not a validation metric of this run; choose one of "
+                          f"{', '.join(validated)} (validation computes evaluate.metrics)")
     return cfg
 
 
@@ -157,6 +164,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     set_seed(cfg["seed"])
     prep = prepare(cfg, data)
     n_users, n_items = len(prep.users), len(prep.items)
+    check_cutoffs(cfg["evaluate"]["metrics"], n_items)  # before any training
     train, val, test = prep.parts["train"], prep.parts["val"], prep.parts["test"]
     train_csr = interaction_matrix(train["u"].to_numpy(), train["i"].to_numpy(), n_users, n_items)
     seen_csr = interaction_matrix(np.concatenate([train["u"], val["u"]]), np.concatenate([train["i"], val["i"]]),
@@ -192,7 +200,9 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"], shard=distributed.active())
             return {k: float(v.mean()) for k, v in per_user.items() if k != "users"}
 
-        result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None)
+        settings = {k: cfg[k] for k in ("seed", "dataset", "protocol", "model", "batches", "evaluate")}
+        result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None,
+                     fingerprint=run_fingerprint(settings, prep.parts))
         history, best_epoch = result.history, result.best_epoch
 
     metrics: dict[str, Any] = {}
