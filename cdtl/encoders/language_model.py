@@ -9,6 +9,8 @@ from typing import Any
 
 from torch import nn
 
+from cdtl.io import file_hash
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 _MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -69,6 +71,31 @@ def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[
     return tokenizer, model
 
 
+def check_loadable(model: str | None, key: str = "model") -> None:
+    """Fail now, naming ``key`` and the fix, if ``model`` cannot be loaded: before any data is read or model trained.
+
+    ``None`` (the packaged default) and a local folder with a ``config.json`` pass; a hub id
+    passes when its config is in the local Hugging Face cache or can be downloaded.
+    """
+    if model is None:
+        return
+    path = Path(str(model)).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise OSError(f"{key}: {path} holds no config.json; save a model there with save_pretrained")
+        return
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(str(model))
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(f"{key}: cannot load model {model!r} (not in the local Hugging Face cache, and the hub is not "
+                      f"reachable or does not have it): download it once with `hf download {model}` where the "
+                      f"network is reachable, give a local folder, or leave {key} unset for the packaged "
+                      f"all-MiniLM-L6-v2. ({first})") from None
+
+
 def model_directory(name: str, directory: Path | None) -> Path | None:
     """The local directory of a model: its own, or a hub model's snapshot in the cache (None if not cached)."""
     if directory is not None:
@@ -93,18 +120,9 @@ def fingerprint(directory: Path | None) -> str | None:
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         digest = _FINGERPRINTS.get(key)
         if digest is None:
-            digest = _FINGERPRINTS[key] = sha256_file(path)
+            digest = _FINGERPRINTS[key] = file_hash(path)
         total.update(f"{path.name}\0{stat.st_size}\0{digest}\n".encode())
     return total.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's contents, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def revision(directory: Path | None) -> str | None:
