@@ -49,9 +49,12 @@ def cli(capsys: pytest.CaptureFixture, argv: Sequence[str], *needles: str, code:
     captured = capsys.readouterr()
     assert got == code, f"exit {got}, expected {code}\nstdout: {captured.out}\nstderr: {captured.err}"
     if code:
-        assert captured.err.startswith("cdtl: error: "), captured.err
-        assert_clear(captured.err, *needles, max_lines=max_lines)
-    return captured.out if code == 0 else captured.err
+        before, marker, message = captured.err.partition("cdtl: error: ")
+        assert marker, captured.err
+        assert all("%|" in line or not line.strip() for line in before.splitlines()), captured.err  # progress bars only
+        assert_clear(marker + message, *needles, max_lines=max_lines)
+        return marker + message
+    return captured.out
 
 
 def cli_process(argv: Sequence[str], env: dict[str, str], *, seconds: float = 300) -> subprocess.CompletedProcess:

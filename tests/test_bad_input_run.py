@@ -16,8 +16,8 @@ import probes
 import pytest
 from probes import cli, cli_process
 
-import cdtl.experiments.single as single
 from cdtl.experiments import registry
+from cdtl.train import TrainingState
 
 MSE = "configs/mf_mse_ml100k.yaml"
 BPR = "configs/mf_bpr_ml100k.yaml"
@@ -28,12 +28,12 @@ QUICK = ["--set", "train.epochs=2", "--set", "batches.batch_size=65536", "--set"
 
 @pytest.fixture
 def no_training(monkeypatch):
-    """Training must not start: the probe's error has to come first."""
+    """Training must not start (in any kind): the probe's error has to come first."""
 
-    def refuse(*args, **kwargs):
+    def refuse(cls, *args, **kwargs):
         raise AssertionError("training started before the config was checked")
 
-    monkeypatch.setattr(single, "fit", refuse)
+    monkeypatch.setattr(TrainingState, "start", classmethod(refuse))
 
 
 def _file(tmp_path: Path, text: str | bytes, name: str = "exp.yaml") -> str:
@@ -96,6 +96,32 @@ def test_probe_bad_override_fails_before_any_data(capsys, no_training, override,
 def test_probe_cutoff_larger_than_the_catalogue_fails_before_training(capsys, no_training):
     cli(capsys, ["run", BPR, "--set", "evaluate.metrics=[recall@10, ndcg@5000]", "--set", "train.monitor=recall@10"],
         "evaluate.metrics: ndcg@5000 asks for the top 5000 of a catalogue of 1682 items")
+
+
+@pytest.mark.parametrize("config,override,needles", [
+    ("transfer_ml100k", "evaluate.metrics=[ndcg@10, recall@99999]", ("recall@99999 asks for the top 99999",)),
+    ("fusion_ml100k", "evaluate.metrics=[ndcg@10, recall@99999]", ("recall@99999 asks for the top 99999",)),
+    ("multitask_ml100k", "evaluate.ks=[10, 99999]", ("evaluate.ks: 99999 asks for the top 99999",)),
+    ("transfer_ml100k", "mf.ranking.dim=big", ("mf.ranking.dim must be an integer, got 'big'",)),
+    ("transfer_ml100k", "protocol.cold_ratios=[0.2, 1.5]", ("protocol.cold_ratios must be > 0 and < 1, got 1.5",)),
+    ("fusion_ml100k", "fusion.hidden=0", ("fusion.hidden must be >= 1, got 0",)),
+    ("fusion_ml100k", "mf.train.lr=fast", ("mf.train.lr must be a number", "got 'fast'")),
+    ("multitask_ml100k", "evaluate.bootstrap=-1", ("evaluate.bootstrap must be >= 1, got -1",)),
+    ("multitask_ml100k", "seed=1.5", ("seed must be an integer, got 1.5",)),
+])
+def test_probe_every_kind_checks_values_before_training(capsys, no_training, config, override, needles):
+    cli(capsys, ["run", config, "--set", override], *needles, seconds=300)
+
+
+def test_probe_unknown_language_model_offline_fails_before_any_data(capsys, monkeypatch, no_training):
+    import huggingface_hub.constants
+
+    from cdtl.experiments import transfer
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # an offline machine
+    monkeypatch.setattr(transfer, "prepare_data", lambda *a: pytest.fail("data loaded before the model was checked"))
+    cli(capsys, ["run", "transfer_ml100k", "--set", "lm.model=cdtl-tests/no-such-model"],
+        "lm.model: cannot load model 'cdtl-tests/no-such-model'", "hf download")
 
 
 def test_probe_lr_written_1e_minus_3_is_a_number(capsys, tmp_path):

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import check_cutoffs
 from cdtl.evaluate import report, slice_users
 from cdtl.experiments.common import (
     ConfigError,
@@ -204,6 +205,7 @@ def fit_all(cfg: dict[str, Any], data: Any = None) -> Fitted:
     """
     set_seed(cfg["seed"])
     fd = prepare(cfg, data)
+    check_cutoffs(cfg["evaluate"]["metrics"], fd.cd.n_target_items)  # before any training
     scorers, notes = build_scorers(cfg, fd)
     per_user = {name: evaluate_test(cfg, fd, alone(s, scorers["popularity"])) for name, s in scorers.items()}
     calibrated = calibrate(cfg, fd, scorers) if cfg["fusion"]["calibrate"] else None

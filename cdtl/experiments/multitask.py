@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import check_cutoffs
 from cdtl.experiments.common import ConfigError, Result, check_train, merge_config, summary_of, versions, write_results
 from cdtl.experiments.multitask_data import (
     MultiTaskData,
@@ -208,6 +209,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     set_seed(cfg["seed"])
     data = prepare(cfg, data)
     tasks, ks = cfg["tasks"], cfg["evaluate"]["ks"]
+    check_cutoffs(ks, data.n_items[1], "evaluate.ks")  # ranked over the target catalogue, before any training
 
     trivial_val = {t: evaluate_task(cfg, data, t, "val", *trivial_scorers(data, t), per_user=True) for t in tasks}
     references = {t: trivial_val[t][primary(t, ks)[0]] for t in tasks}

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import check_cutoffs
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.sampling import sample_users
+from cdtl.encoders.language_model import check_loadable
 from cdtl.evaluate import rating_report, report
 from cdtl.experiments.common import (
     ConfigError,
@@ -155,7 +157,10 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     started = time.perf_counter()
     cfg = resolve(config)
     proto = cfg["protocol"]
+    if any(m in cfg["models"] for m in TEXT_MODELS):
+        check_loadable(cfg["lm"]["model"], "lm.model")  # an unknown or unreachable model fails before any data
     data = prepare_data(cfg, data)
+    check_cutoffs(cfg["evaluate"]["metrics"], int((data.items["domain"] == proto["target"]).sum()))
     text = item_text_vectors(cfg, data.items) if any(m in cfg["models"] for m in TEXT_MODELS) else None
     needs_source = any(m in cfg["models"] for m in SOURCE_MF_MODELS)
 
