@@ -166,7 +166,7 @@ def test_probe_offline_with_an_empty_cache(capsys, monkeypatch, tmp_path):
 @pytest.mark.parametrize("var,value,needle", [
     ("CDTL_OFFLINE", "maybe", "CDTL_OFFLINE='maybe' is not a yes/no value"),
     ("CDTL_DOWNLOAD_TIMEOUT", "soon", "CDTL_DOWNLOAD_TIMEOUT='soon' is not a number of seconds"),
-    ("CDTL_PROGRESS", "loud", "CDTL_PROGRESS='loud' is not a yes/no value"),
+    ("CDTL_PROGRESS", "loud", "CDTL_PROGRESS='loud' is not a progress mode"),
 ])
 def test_probe_bad_variables(capsys, monkeypatch, tmp_path, var, value, needle):
     monkeypatch.setenv("CDTL_DATA_DIR", str(tmp_path / "empty"))
