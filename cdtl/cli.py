@@ -80,7 +80,11 @@ def _export(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from cdtl.serve.server import read_token, serve
 
-    index = json.loads(args.index) if args.index.strip().startswith("{") else {"kind": args.index}
+    try:
+        index = json.loads(args.index) if args.index.strip().startswith("{") else {"kind": args.index}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--index {args.index!r} is not a JSON object ({err}); give a kind (auto, exact, ivf, hnsw) "
+                         "or a JSON object of index settings") from err
     return serve(args.bundle, host=args.host, port=args.port, token=read_token(args.token_file), read_only=args.read_only,
                  index=index, max_body=args.max_body, port_file=args.port_file, exit_with_parent=args.exit_with_parent)
 

@@ -94,3 +94,23 @@ def test_a_real_process_prints_no_traceback():
                             text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("cdtl: error: unknown dataset 'movielens-7m'") and "Traceback" not in result.stderr
+
+
+def test_serve_index_that_is_not_json_names_the_option(capsys):
+    assert cli.main(["serve", "no-bundle", "--index", "{kind: ivf"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cdtl: error: --index '{kind: ivf' is not a JSON object") and "Traceback" not in err
+
+
+def test_export_over_an_earlier_bundle_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "cfg.yaml").write_text("kind: fusion\nexport: {}\n")
+    assert cli.main(["export", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "bundle")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_export_to_a_file_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "bundle").write_text("not a folder")
+    (tmp_path / "cfg.yaml").write_text("kind: fusion\nexport: {}\n")
+    assert cli.main(["export", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "bundle"), "--overwrite"]) == 2
+    assert "is a file; a bundle is a folder" in capsys.readouterr().err

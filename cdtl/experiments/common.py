@@ -46,8 +46,11 @@ def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "
                 raise ConfigError(f"{where}{key!r} must be a mapping, got {value!r}")
             out[key] = merge_config(defaults[key], value, f"{where}{key}.")
         else:
-            check_type(f"{where}{key}", value, defaults[key])
-            check_range(f"{where}{key}", value)
+            try:
+                check_type(f"{where}{key}", value, defaults[key])
+                check_range(f"{where}{key}", value)
+            except ConfigFileError as err:  # an experiment's own error type, whichever check found it
+                raise ConfigError(str(err)) from err
             out[key] = value
     return out
 

@@ -27,9 +27,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
+
+from cdtl.io import atomic_directory, atomic_write
 
 FORMAT = "cdtl.serve.bundle"
 FORMAT_VERSION = 1
@@ -150,22 +150,9 @@ def write_bundle(path: str | os.PathLike, *, config: dict[str, Any], serving: di
                 "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "holds": HOLDS[name]}
                           for name, data in sorted(payload.items())}}
     payload[MANIFEST] = _json_bytes(manifest, MANIFEST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-    try:
-        tmp.mkdir()
+    with atomic_directory(path) as folder:  # complete on disk before it replaces an older bundle
         for name, data in payload.items():
-            with open(tmp / name, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+            atomic_write(folder / name, data)
     return path
 
 

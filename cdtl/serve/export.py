@@ -111,6 +111,8 @@ def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: 
     if out is None:
         raise ConfigError("where should the bundle go? pass --out BUNDLE (or set export.bundle)")
     overwrite = settings["overwrite"] if overwrite is None else overwrite
+    if Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"{out} is a file; a bundle is a folder: choose another --out")
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; choose another folder or ask to overwrite it (--overwrite)")
     mode = settings["fusion"]

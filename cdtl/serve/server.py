@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cdtl.io import atomic_write
+
 TOKEN_VAR = "CDTL_SERVE_TOKEN"
 
 
@@ -45,9 +47,7 @@ def read_token(token_file: str | os.PathLike | None = None) -> str | None:
 
 
 def _write_port(path: Path, port: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)
+    atomic_write(path, f"{port}\n")
 
 
 def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
