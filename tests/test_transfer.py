@@ -276,3 +276,16 @@ def test_lm_bridge_source_task_runs_in_the_comparison(implicit):
     model = fit_model("lm_bridge", cd, {**CFG, "lm": {**CFG["lm"], "source_task": True}}, text=text)
     ndcg = evaluate_users(model, cd, "test", "ranking", resolve(CFG))["ndcg@5"].mean()
     assert ndcg > 0.85
+
+
+def test_a_model_scores_the_same_whatever_else_the_comparison_runs(tmp_path):
+    """Running one row of a table alone reproduces it: each model draws from its own seed."""
+    base = {**CFG, "tasks": ["ranking", "rating"]}
+    alone = run({**base, "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]},
+                 "models": ["emcdr_mlp"]}, data=toy(ratings=True))
+    among = run({**base, "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.3, 0.5]},
+                 "cmf": {**CFG["cmf"], "epochs": 25},  # another model's settings leave emcdr_mlp's row alone
+                 "models": ["popularity", "emcdr_linear", "ptupcdr", "cmf", "emcdr_mlp"]}, data=toy(ratings=True))
+    rows = {(r["task"], r["cold_ratio"], r["model"]): r["metrics"] for r in among["rows"]}
+    for row in alone["rows"]:
+        assert row["metrics"] == rows[(row["task"], 0.5, "emcdr_mlp")], row["task"]
