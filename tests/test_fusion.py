@@ -224,7 +224,7 @@ def test_time_split_keeps_the_latest_items_for_test():
     ({"scorers": []}, "non-empty list"),
     ({"fusion": {"modes": ["average"]}}, "fusion.modes must be a non-empty list of uniform, global, user"),
     ({"protocol": {"warm_test": 0.7}}, r"protocol.warm_test must be a fraction in \(0, 0.5\)"),
-    ({"mf": {"train": {"lr": "1e-3"}}}, "mf.train: TrainConfig.lr must be a number"),
+    ({"mf": {"train": {"lr": "1e-3"}}}, r"mf.train.lr must be a number \(quote nothing"),
     ({"fusion": {"temprature": 1.0}}, "unknown key fusion.'temprature'"),
     ({"evaluate": {"metrics": ["recall@10"]}}, "must include ndcg@10"),
 ])

@@ -16,7 +16,7 @@ from cdtl.models.batches import bpr_batches, group_by_user, rating_batches, soft
 from cdtl.models.mf import MF
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser, PTUPCDRText, domain_batches, user_batches
 from cdtl.models.transfer.base import TargetScorer
-from cdtl.train import TrainConfig, cell_seed, fit, set_seed
+from cdtl.train import TrainConfig, fit, set_seed
 
 # name -> what it is, in the order the chapter builds them up
 MODELS = {
@@ -122,7 +122,6 @@ class TransferTrainer:
     def __init__(self, cd: CrossDomainData, task: str, cfg: dict[str, Any], seed: int, source_mf: MF | None,
                  text: torch.Tensor | None) -> None:
         self.cd, self.task, self.cfg, self.seed = cd, task, cfg, seed
-        self.model_seed = seed  # the seed of the model being built (``build`` derives one per model)
         self.scale = rating_scale(cd) if task == "rating" else None
         self.has_source = cd.has_source()
         self.source_mf = source_mf
@@ -163,7 +162,7 @@ class TransferTrainer:
 
     def fit_bridge(self, model: TargetScorer, section: dict[str, Any], batches: Callable | None = None) -> TargetScorer:
         """Train a bridge on warm users' target data (or ``batches``), early-stopped on the validation cold users."""
-        set_seed(self.model_seed)
+        set_seed(self.seed)
         if batches is None:  # whole users per batch: each user's bridge is computed once per batch
             batches = group_by_user(interaction_batches(self.bridge_train, self.cd.n_target_items, self.task,
                                                         int(section["batch_size"]), n_users=self.cd.n_users,
@@ -171,7 +170,7 @@ class TransferTrainer:
         mode = "min" if self.task == "rating" else "max"
         if self.task == "rating" and "rating_lr" in section:
             section = {**section, "lr": section["rating_lr"]}
-        fit(model, batches, train_config(section, self.model_seed, monitor_metric(self.cfg, self.task), mode),
+        fit(model, batches, train_config(section, self.seed, monitor_metric(self.cfg, self.task), mode),
             self.validator())
         return model.cpu()
 
@@ -213,14 +212,13 @@ class TransferTrainer:
     def build(self, name: str) -> FallbackScorer:
         """Train model ``name`` and return it wrapped as a ``FallbackScorer``.
 
-        Each model draws from its own seed (the seed, its name, the task and the cold ratio), set
-        after the shared target MF exists, so its numbers do not depend on what was built before.
+        Every model starts from the seed itself, set after the shared target MF exists, so its
+        numbers do not depend on which models were built before it in the same cell.
         """
         cfg, cd = self.cfg, self.cd
         if self.task == "rating" or name in TARGET_MF_MODELS:
             _ = self.target_mf  # trained once, from the seed alone, before this model draws anything
-        self.model_seed = cell_seed(self.seed, name, self.task, cd.split.cold_ratio)
-        set_seed(self.model_seed)
+        set_seed(self.seed)
         if name == "popularity":
             return FallbackScorer(self.popularity, self.has_source)
         if name == "target_mf":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import numpy as np
@@ -49,13 +48,3 @@ def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
     """
     data_seed, global_seed = np.random.SeedSequence([seed, epoch]).generate_state(2)
     return int(data_seed), int(global_seed)
-
-
-def cell_seed(seed: int, *parts: object) -> int:
-    """A seed of its own for one model in one cell of a comparison, from ``seed`` and the ``parts`` that name it.
-
-    ``cell_seed(0, "emcdr_mlp", "ranking", 0.2)`` is the same whatever else the comparison runs,
-    so running one row of a table alone reproduces that row exactly.
-    """
-    words = [int.from_bytes(hashlib.sha256(repr(part).encode()).digest()[:4], "little") for part in parts]
-    return int(np.random.SeedSequence([seed, *words]).generate_state(1)[0])
