@@ -277,10 +277,10 @@ class SoftmaxFusion(nn.Module):
         return torch.softmax(self.weight_logits(users), dim=-1)
 
     def log_probs(self, users: Tensor, exclude: Tensor | None = None) -> Tensor:
-        """(B, n_items) log p(j | u) of the fused distribution.
+        """(B, n_items) log p(i | u) of the fused distribution.
 
-        ``pooling="mixture"``: log sum_k w_k p_k (a log-sum-exp of log w_k + log p_k);
-        ``"geometric"``: log of prod_k p_k ** w_k, renormalised over the items.
+        ``pooling="mixture"``: log sum_k w_uk p_k(i | u) (a log-sum-exp of log w_uk + log p_k);
+        ``"geometric"``: log of prod_k p_k(i | u) ** w_uk, renormalised over the items.
         """
         log_p = self.log_distributions(users, exclude)
         if self.pooling == "geometric":

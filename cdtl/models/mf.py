@@ -19,24 +19,24 @@ _BATCH_KEYS = {
 class MF(nn.Module):
     """Matrix factorisation with biases, trained with one of ``LOSSES``.
 
-    The score of user i for item j is
+    The score of user u for item i is (in the symbols of the book's notation page)
 
-        y_ij = g + b_i + c_j + u_i^T w_j
+        y_ui = g + b_u + b_i + p_u^T q_i
 
-    with a global bias g, a user bias b_i, an item bias c_j and ``dim``-dimensional user and
-    item embeddings u_i and w_j. One model, four ways to train it (``loss=``):
+    with a global bias g, a user bias b_u, an item bias b_i and ``dim``-dimensional user and
+    item embeddings p_u and q_i. One model, four ways to train it (``loss=``):
 
-    - ``"mse"``: explicit ratings, squared error of y_ij against r_ij.
+    - ``"mse"``: explicit ratings, squared error of y_ui against r_ui.
       Batch keys ``user``, ``item``, ``rating``.
     - ``"bpr"``: implicit feedback, a seen item should outscore an unseen one:
-      -log sigmoid(y_i,pos - y_i,neg). Batch keys ``user``, ``pos``, ``neg``
+      -log sigmoid(y_u,pos - y_u,neg). Batch keys ``user``, ``pos``, ``neg``
       (``neg`` is (B,) or (B, K) for K negatives per positive).
     - ``"softmax"``: implicit feedback, the seen item as a class among all items,
-      p(j | i) = exp(y_ij) / sum_k exp(y_ik), cross-entropy with the seen item.
+      p(i | u) = exp(y_ui) / sum_j exp(y_uj), cross-entropy with the seen item.
       Batch keys ``user``, ``item``.
     - ``"sampled_softmax"``: the same, with the sum over all items replaced by the positive
       and N negatives shared by the batch, drawn from a distribution q. Each logit becomes
-      y_ij - log q(j) (the log-Q correction: without it, items q draws often would be pushed
+      y_uj - log q(j) (the log-Q correction: without it, items q draws often would be pushed
       down too hard and the sampled loss would not approach the full one as N grows; the
       positive is corrected too), and a negative that is the row's own positive (an
       accidental hit) is masked. Batch keys ``user``, ``item``,
@@ -163,7 +163,7 @@ class MF(nn.Module):
     def sampled_softmax_logits(self, users: Tensor, items: Tensor, neg: Tensor, log_q: Tensor | None = None) -> Tensor:
         """(B, 1 + N) corrected logits: column 0 the positive, then the N shared negatives.
 
-        Each logit is y_ij - log q(j); a negative equal to the row's positive is -inf.
+        Each logit is y_uj - log q(j); a negative equal to the row's positive is -inf.
         """
         y_pos = self._score(users, items)  # (B,)
         y_neg = self._score_shared(users, neg)  # (B, N)

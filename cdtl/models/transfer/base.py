@@ -10,7 +10,7 @@ TRANSFER_LOSSES = ("mse", "bpr", "softmax")
 
 
 class TargetScorer(nn.Module):
-    """Target-domain scores ``y_uj = g + b_u + c_j + u^T w_j`` for models that build ``(u, b_u)`` their own way.
+    """Target-domain scores ``y_ui = g + b_u + b_i + p_u^T q_i`` for models that build ``(p_u, b_u)`` their own way.
 
     A subclass defines ``user_side(users) -> (vectors (B, d), biases (B,))`` - how a user is
     represented in the target domain - and ``item_side(items) -> (vectors (..., d), biases (...))``

@@ -16,8 +16,8 @@ SOURCE, TARGET = 0, 1
 class CMF(TargetScorer):
     """Both domains' interactions factorised with **shared user factors**.
 
-    ``y_uj = g_d + b_u + c_j + u^T w_j`` where d is the item's domain: each domain has its
-    own item vectors, item biases and global bias, but a user has one vector ``u`` (and
+    ``y_ui = g_d + b_u + b_i + p_u^T q_i`` where d is the item's domain: each domain has its
+    own item vectors, item biases and global bias, but a user has one vector ``p_u`` (and
     one bias) for both. A cold user's vector is learned from their source interactions
     alone, and because the target items were learned against the same user space (by the
     warm users), it ranks target items directly: the transfer is in the sharing, with no

@@ -24,10 +24,10 @@ class EMCDR(TargetScorer):
     1. ``source_mf``: MF on the source domain (every user with source history has a vector);
     2. ``target_mf``: MF on the target domain (only warm users have a trained vector);
     3. a mapping f, linear or a two-layer MLP, fitted on the warm overlapping users so that
-       ``f([u_s; b_s]) ~ [u_t; b_t]`` (squared error, the user bias carried as one more coordinate).
+       ``f([p_u^src; b_u^src]) ~ [p_u^tgt; b_u^tgt]`` (squared error, the user bias carried as one more coordinate).
 
     A cold user is then scored by the target model with the mapped vector:
-    ``y_uj = g_t + b + c_j + u^T w_j`` where ``[u; b] = f([u_s; b_s])``. Both MFs stay frozen;
+    ``y_ui = g_t + b + b_i + p^T q_i`` where ``[p; b] = f([p_u^src; b_u^src])``. Both MFs stay frozen;
     only f trains (``loss(batch)`` takes ``{"user": warm user indices}``, see ``user_batches``).
     """
 

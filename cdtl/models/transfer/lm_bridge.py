@@ -15,14 +15,14 @@ ADAPTORS = ("linear", "moe")
 class LMBridge(TargetScorer):
     """Users and target items in the language model's space, with two small learned maps on top.
 
-    - item j: its frozen text vector ``e_j`` (``cdtl.encoders.catalogue.encode_items``) through a
+    - item i: its frozen text vector ``x_i`` (``cdtl.encoders.catalogue.encode_items``) through a
       learned adaptor ``A`` (linear, or UniSRec's mixture of whitening experts ``"moe"``):
-      ``w_j = A(e_j - m)``, and a text bias ``c_j = h^T (e_j - m)``; m centres the catalogue;
+      ``q_i = A(x_i - m)``, and a text bias ``b_i = h^T (x_i - m)``; m centres the catalogue;
     - user u: the mean text vector of their **source** history, ``s_u``, through a user tower
-      ``u = MLP(s_u - m)``.
+      ``p_u = MLP(s_u - m)``.
 
-    ``y_uj = g + c_j + u^T w_j`` (no per-user or per-item vector at all). With ``item_bias`` a
-    learned per-item bias is added to ``c_j``: the one thing text cannot tell, how popular an
+    ``y_ui = g + b_i + p_u^T q_i`` (no per-user or per-item vector at all). With ``item_bias`` a
+    learned per-item bias is added to ``b_i``: the one thing text cannot tell, how popular an
     item is; an item without training interactions keeps a bias of 0 and is placed by its
     text alone. Training uses the warm users' target interactions (``loss``: ``"mse"``,
     ``"bpr"`` or ``"softmax"``) with each warm user represented, like a cold one, by the
@@ -114,7 +114,7 @@ class LMBridge(TargetScorer):
 class PTUPCDRText(TargetScorer):
     """ID + text: PTUPCDR's personal bridge and the LM bridge side by side, trained together.
 
-    The user is ``[u_ptupcdr ; u_lm]`` and the item ``[w_j ; A(e_j)]``, so the score is the sum
+    The user is ``[p_u^ptupcdr ; p_u^lm]`` and the item ``[q_i ; A(x_i)]``, so the score is the sum
     of both models' scores (one global bias): ids carry what co-watching taught the target MF,
     text carries what the titles and genres say, which matters most for items with little history.
     """

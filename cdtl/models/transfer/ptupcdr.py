@@ -18,11 +18,11 @@ class PTUPCDR(TargetScorer):
 
     1. characteristic encoder: attention over the user's source items,
        ``a_k = softmax_k(MLP(v_k))`` with ``v_k`` the source MF's item vectors (padding masked),
-       and ``p = sum_k a_k v_k``;
-    2. meta network: ``W_u = reshape(MLP(p), d x d)``, the user's personal bridge, and a bias
-       ``b_u = h^T p`` (our addition, so rating scales carry over);
-    3. the cold user's target vector is ``u = u_s W_u`` (u_s from the source MF), scored by the
-       target MF's items: ``y_uj = g_t + b_u + c_j + u^T w_j``.
+       and the characteristic ``c_u = sum_k a_k v_k`` (``p`` in the code);
+    2. meta network: ``W_u = reshape(MLP(c_u), d x d)``, the user's personal bridge, and a bias
+       ``b_u = h^T c_u`` (our addition, so rating scales carry over);
+    3. the cold user's target vector is ``p_u = p_u^src W_u`` (p_u^src from the source MF), scored by the
+       target MF's items: ``y_ui = g_t + b_u + b_i + p_u^T q_i``.
 
     Both MFs stay frozen; the attention and the meta network train on the **target-domain
     loss** of warm users (``loss``: ratings for ``"mse"``, BPR pairs for ``"bpr"``), which is
@@ -55,7 +55,7 @@ class PTUPCDR(TargetScorer):
         self.bias_head = nn.Linear(d, 1)
 
     def characteristic(self, users: Tensor) -> Tensor:
-        """(B, d): the attention-pooled source items of each user (p in the class docstring)."""
+        """(B, d): the attention-pooled source items of each user (c_u in the class docstring)."""
         items, mask = self.histories[users], self.mask[users]
         v = self.source_items[items]  # (B, L, d)
         logits = self.attention(v).squeeze(-1).masked_fill(~mask, float("-inf"))

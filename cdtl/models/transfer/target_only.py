@@ -14,9 +14,9 @@ class MeanUser(TargetScorer):
     """Scores every user as the average of ``warm`` users of a trained target-domain ``MF``.
 
     A cold user has no row of their own in the target model, so the only honest guess from
-    the target domain alone is the average user: ``u = mean(u_i)``, ``b = mean(b_i)`` over
+    the target domain alone is the average user: ``p = mean(p_v)``, ``b = mean(b_v)`` over
     the users the model was trained on. Under BPR this ranks items roughly by popularity
-    (the mean user likes what most users like); under MSE it predicts ``g + mean(b) + c_j + u^T w_j``.
+    (the mean user likes what most users like); under MSE it predicts ``g + mean(b) + b_i + p^T q_i``.
     Nothing is trained here.
     """
 
