@@ -131,6 +131,18 @@ def test_sources_are_cited_from_the_one_bibliography(stem: str):
         f"{stem}: the bibliography must list this chapter's citations only (:filter: docname in docnames)"
 
 
+def test_reference_lists_have_distinct_label_prefixes():
+    """Each chapter's list numbers its entries from 1, so two lists need distinct :labelprefix: values."""
+    owners: dict[str, list[str]] = {}
+    for stem in CONFORMING:
+        references = "\n".join(c.source for c in _section(_chapter(stem), "References") if c.cell_type == "markdown")
+        for _, name, _, block in DIRECTIVE.findall(references):
+            if name == "bibliography":
+                owners.setdefault(_options(block).get("labelprefix", ""), []).append(stem)
+    clashes = {prefix or "(none)": stems for prefix, stems in owners.items() if len(stems) > 1}
+    assert not clashes, f"chapters share a bibliography :labelprefix: {clashes}; the book build fails on duplicate labels"
+
+
 @pytest.mark.parametrize("stem", CONFORMING)
 def test_no_heading_is_repeated_or_malformed(stem: str):
     texts = [text for _, _, text in _headings(_chapter(stem))]
