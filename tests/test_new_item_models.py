@@ -144,3 +144,23 @@ def test_tuned_encoder_trains_on_history_caches_and_refuses_items_without_text(t
     bad = items.assign(text=items["text"].where(items["item"] != "i2", ""))
     with pytest.raises(DataError, match=r"have no text, e\.g\. \['i2'\]"):
         tune_item_encoder(bad, train, **options)
+
+
+def test_lm_bridge_attention_pooling_starts_as_the_mean_of_the_source_history():
+    from cdtl.models.transfer import LMBridge
+
+    g = torch.Generator().manual_seed(0)
+    source_text, item_text = torch.randn(6, 8, generator=g), torch.randn(5, 8, generator=g)
+    history = torch.tensor([[0, 1, 2], [3, 4, 0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    user_text = torch.stack([source_text[:3].mean(0), source_text[3:5].mean(0)])
+    torch.manual_seed(0)
+    mean = LMBridge(item_text, user_text, dim=4, hidden=8, dropout=0.0)
+    torch.manual_seed(0)
+    attention = LMBridge(item_text, user_text, dim=4, hidden=8, dropout=0.0, pooling="attention",
+                         source_text=source_text, history=history, history_mask=mask)
+    users = torch.tensor([0, 1])
+    assert torch.allclose(mean.user_side(users)[0], attention.user_side(users)[0], atol=1e-5)
+    assert any(n.startswith("pool.") for n, _ in attention.named_parameters())
+    with pytest.raises(ValueError, match="pooling='attention' pools the source history"):
+        LMBridge(item_text, user_text, pooling="attention")

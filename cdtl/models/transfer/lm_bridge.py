@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cdtl.encoders.users import AttentionPool
 from cdtl.encoders.whitening import MoEAdaptor, PCAWhitening
 from cdtl.models.transfer.base import TargetScorer, frozen, mlp
 
 ADAPTORS = ("linear", "moe")
+POOLINGS = ("mean", "attention")
 
 
 class LMBridge(TargetScorer):
@@ -19,7 +21,9 @@ class LMBridge(TargetScorer):
       learned adaptor ``A`` (linear, or UniSRec's mixture of whitening experts ``"moe"``):
       ``q_i = A(x_i - m)``, and a text bias ``b_i = h^T (x_i - m)``; m centres the catalogue;
     - user u: the mean text vector of their **source** history, ``s_u``, through a user tower
-      ``p_u = MLP(s_u - m)``.
+      ``p_u = MLP(s_u - m)``; with ``pooling="attention"``, ``s_u`` is instead a learned attention
+      pooling of the history's text vectors (``cdtl.encoders.users.AttentionPool``, which starts
+      as the mean and learns which source items speak for the user).
 
     ``y_ui = g + b_i + p_u^T q_i`` (no per-user or per-item vector at all). With ``item_bias`` a
     learned per-item bias is added to ``b_i``: the one thing text cannot tell, how popular an
@@ -31,10 +35,12 @@ class LMBridge(TargetScorer):
     no training interactions get a vector as good as their text.
 
     ``item_text`` is (n_target_items, D); ``user_text`` is (n_users, D), zero for a user with
-    no source history (the caller must give them the declared fallback). ``whiten`` first
+    no source history (the caller must give them the declared fallback). Attention pooling
+    also needs ``source_text`` and ``history``/``history_mask`` (n_users, L) of source item rows
+    (``CrossDomainData.source_histories``). ``whiten`` first
     applies chapter 03's PCA whitening, fitted on the target catalogue, to both.
 
-    ``source_text`` (n_source_items, D) adds a second task, for every user with source
+    ``source_text`` (n_source_items, D) with ``source_counts`` adds a second task, for every user with source
     history (not only the warm bridge users): predict each source item from the *rest* of
     the user's source history (leave-one-out mean), through the same user tower and
     adaptor, with the other items of the batch as negatives. Batches tagged
@@ -45,7 +51,8 @@ class LMBridge(TargetScorer):
     def __init__(self, item_text: Tensor, user_text: Tensor, *, dim: int = 64, hidden: int = 256,
                  adaptor: str = "linear", n_experts: int = 8, dropout: float = 0.1, item_bias: bool = True,
                  whiten: bool = False, source_text: Tensor | None = None, source_counts: Tensor | None = None,
-                 source_weight: float = 1.0, loss: str = "bpr",
+                 source_weight: float = 1.0, pooling: str = "mean", history: Tensor | None = None,
+                 history_mask: Tensor | None = None, loss: str = "bpr",
                  global_mean: float = 0.0, rating_scale: tuple[float, float] | None = None) -> None:
         super().__init__(loss, global_mean=global_mean, rating_scale=rating_scale)
         if adaptor not in ADAPTORS:
@@ -54,12 +61,18 @@ class LMBridge(TargetScorer):
             raise ValueError(f"item_text (n_items, D) and user_text (n_users, D) must share D, got "
                              f"{tuple(item_text.shape)} and {tuple(user_text.shape)}")
         d_text = item_text.shape[1]
-        if (source_text is None) != (source_counts is None):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "attention" and (source_text is None or history is None or history_mask is None
+                                       or history.shape != history_mask.shape or len(history) != len(user_text)):
+            raise ValueError("pooling='attention' pools the source history's texts: pass source_text and history, "
+                             f"history_mask of shape (n_users={len(user_text)}, L)")
+        if (source_text is None) != (source_counts is None) and not (pooling == "attention" and source_counts is None):
             raise ValueError("source_text and source_counts come together (the source task needs both)")
-        if source_text is not None and (source_text.dim() != 2 or source_text.shape[1] != item_text.shape[1]
-                                        or source_counts.shape != (user_text.shape[0],)):
-            raise ValueError(f"source_text must be (n_source_items, {item_text.shape[1]}) and source_counts "
-                             f"({user_text.shape[0]},), got {tuple(source_text.shape)} and {tuple(source_counts.shape)}")
+        if source_text is not None and (source_text.dim() != 2 or source_text.shape[1] != item_text.shape[1]):
+            raise ValueError(f"source_text must be (n_source_items, {item_text.shape[1]}), got {tuple(source_text.shape)}")
+        if source_counts is not None and source_counts.shape != (user_text.shape[0],):
+            raise ValueError(f"source_counts must be ({user_text.shape[0]},), got {tuple(source_counts.shape)}")
         if whiten:  # PCA whitening fitted on the target catalogue (chapter 03), applied to items and users alike
             whitening = PCAWhitening().fit(item_text.float())
             item_text, user_text = whitening.transform(item_text.float()), whitening.transform(user_text.float())
@@ -71,7 +84,11 @@ class LMBridge(TargetScorer):
         self.source_weight = float(source_weight)
         if source_text is not None:
             self.register_buffer("source_text", frozen(source_text - centre))
+        if source_counts is not None:
             self.register_buffer("source_counts", frozen(source_counts))
+        if pooling == "attention":
+            self.register_buffer("history", history.long().clone())
+            self.register_buffer("history_mask", history_mask.bool().clone())
         self.adaptor = (nn.Sequential(nn.Dropout(dropout), nn.Linear(d_text, dim)) if adaptor == "linear"
                         else MoEAdaptor(d_text, dim, n_experts, dropout=dropout))
         self.text_bias = nn.Linear(d_text, 1)
@@ -79,9 +96,14 @@ class LMBridge(TargetScorer):
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias.weight)
         self.user_tower = mlp(d_text, hidden, dim, dropout)
+        self.pool = AttentionPool(d_text, empty="zeros") if pooling == "attention" else None
 
     def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
-        u = self.user_tower(self.user_text[users])
+        if self.pool is None:
+            s = self.user_text[users]
+        else:
+            s = self.pool(self.source_text[self.history[users]], self.history_mask[users])
+        u = self.user_tower(s)
         return u, u.new_zeros(u.shape[0])
 
     def item_side(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -95,8 +117,8 @@ class LMBridge(TargetScorer):
         """The target loss, or (a batch tagged ``domain`` 0) the source task's in-batch softmax."""
         if "domain" not in batch or int(batch["domain"]) == 1:
             return super().loss(batch)
-        if not hasattr(self, "source_text"):
-            raise ValueError("a source-domain batch needs the source task: build LMBridge with source_text")
+        if not hasattr(self, "source_counts"):
+            raise ValueError("a source-domain batch needs the source task: build LMBridge with source_text and source_counts")
         users, items = batch["user"], batch["item"]
         count = self.source_counts[users]
         keep = count > 1  # a user with one source item has no rest to predict it from
