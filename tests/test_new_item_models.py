@@ -164,3 +164,15 @@ def test_lm_bridge_attention_pooling_starts_as_the_mean_of_the_source_history():
     assert any(n.startswith("pool.") for n, _ in attention.named_parameters())
     with pytest.raises(ValueError, match="pooling='attention' pools the source history"):
         LMBridge(item_text, user_text, pooling="attention")
+
+
+def test_lm_bridge_softmax_never_ranks_held_out_items_in_training():
+    from cdtl.models.transfer import LMBridge
+
+    text = group_text()
+    known = torch.ones(N_ITEMS, dtype=torch.bool)
+    known[NEW] = False
+    model = LMBridge(text, text[:4], dim=4, hidden=8, dropout=0.0, item_known=known, loss="softmax")
+    model.loss({"user": torch.tensor([0, 1, 2]), "item": torch.tensor([0, 6, 1])}).backward()
+    assert torch.all(model.item_bias.weight.grad[NEW] == 0) and model.item_bias.weight.grad[known].abs().sum() > 0
+    assert model.score_all(torch.tensor([0])).shape == (1, N_ITEMS)  # and it still scores every item

@@ -20,7 +20,8 @@ class TargetScorer(nn.Module):
     - ``predict(users, items)``: ratings, clamped into ``rating_scale`` when given;
     - ``loss(batch)``: the target-domain training loss, ``"mse"`` on (user, item, rating) batches,
       ``"bpr"`` on (user, pos, neg) batches, or ``"softmax"`` on (user, item) batches: the
-      held-out item as one class among all target items (``cdtl.models.batches``).
+      held-out item as one class among all target items (``cdtl.models.batches``), or among
+      ``trainable_items()`` when a model holds some items out of training (new items).
 
     ``global_bias`` g is a buffer (set it to the training mean rating for ``"mse"``).
     """
@@ -39,6 +40,10 @@ class TargetScorer(nn.Module):
 
     def item_side(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def trainable_items(self) -> Tensor | None:
+        """(n_target_items,) bool: the items the softmax loss ranks among (None: every item)."""
+        return None
 
     def _pairs(self, users: Tensor, items: Tensor) -> Tensor:
         """Scores of user b with items[b] ((B,) or (B, K) items); each distinct user is represented once."""
@@ -80,7 +85,11 @@ class TargetScorer(nn.Module):
             distinct, inverse = torch.unique(batch["user"], return_inverse=True)
             u, _ = self.user_side(distinct)
             w, c = self.item_side(None)
-            return F.cross_entropy((u @ w.T + c)[inverse], batch["item"])
+            logits = u @ w.T + c
+            known = self.trainable_items()
+            if known is not None:  # items held out of training (new items) are not even negatives
+                logits = logits.masked_fill(~known, float("-inf"))
+            return F.cross_entropy(logits[inverse], batch["item"])
         neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
         y = self._pairs(batch["user"], torch.cat([batch["pos"].unsqueeze(1), neg], dim=1))
         return -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()

@@ -37,7 +37,9 @@ class LMBridge(TargetScorer):
     ``item_text`` is (n_target_items, D); ``user_text`` is (n_users, D), zero for a user with
     no source history (the caller must give them the declared fallback). Attention pooling
     also needs ``source_text`` and ``history``/``history_mask`` (n_users, L) of source item rows
-    (``CrossDomainData.source_histories``). ``whiten`` first
+    (``CrossDomainData.source_histories``). ``item_known`` (n_target_items,) bool marks the items
+    with training interactions when others are held out as new items: the softmax then ranks
+    among the known ones only, and the catalogue is centred on them. ``whiten`` first
     applies chapter 03's PCA whitening, fitted on the target catalogue, to both.
 
     ``source_text`` (n_source_items, D) with ``source_counts`` adds a second task, for every user with source
@@ -52,7 +54,7 @@ class LMBridge(TargetScorer):
                  adaptor: str = "linear", n_experts: int = 8, dropout: float = 0.1, item_bias: bool = True,
                  whiten: bool = False, source_text: Tensor | None = None, source_counts: Tensor | None = None,
                  source_weight: float = 1.0, pooling: str = "mean", history: Tensor | None = None,
-                 history_mask: Tensor | None = None, loss: str = "bpr",
+                 history_mask: Tensor | None = None, item_known: Tensor | None = None, loss: str = "bpr",
                  global_mean: float = 0.0, rating_scale: tuple[float, float] | None = None) -> None:
         super().__init__(loss, global_mean=global_mean, rating_scale=rating_scale)
         if adaptor not in ADAPTORS:
@@ -78,7 +80,9 @@ class LMBridge(TargetScorer):
             item_text, user_text = whitening.transform(item_text.float()), whitening.transform(user_text.float())
             if source_text is not None:
                 source_text = whitening.transform(source_text.float())
-        centre = item_text.float().mean(0)
+        if item_known is not None and (item_known.shape != (len(item_text),) or not bool(item_known.any())):
+            raise ValueError(f"item_known must be ({len(item_text)},) bool with at least one known item")
+        centre = item_text.float()[item_known.bool()].mean(0) if item_known is not None else item_text.float().mean(0)
         self.register_buffer("item_text", frozen(item_text - centre))
         self.register_buffer("user_text", frozen(user_text - centre))
         self.source_weight = float(source_weight)
@@ -86,6 +90,8 @@ class LMBridge(TargetScorer):
             self.register_buffer("source_text", frozen(source_text - centre))
         if source_counts is not None:
             self.register_buffer("source_counts", frozen(source_counts))
+        if item_known is not None:
+            self.register_buffer("item_known", item_known.bool().clone())
         if pooling == "attention":
             self.register_buffer("history", history.long().clone())
             self.register_buffer("history_mask", history_mask.bool().clone())
@@ -97,6 +103,9 @@ class LMBridge(TargetScorer):
             nn.init.zeros_(self.item_bias.weight)
         self.user_tower = mlp(d_text, hidden, dim, dropout)
         self.pool = AttentionPool(d_text, empty="zeros") if pooling == "attention" else None
+
+    def trainable_items(self) -> Tensor | None:
+        return getattr(self, "item_known", None)
 
     def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
         if self.pool is None:
@@ -146,6 +155,9 @@ class PTUPCDRText(TargetScorer):
             raise ValueError(f"both parts must train with one loss, got {ptupcdr.loss_name!r} and {lm_bridge.loss_name!r}")
         super().__init__(ptupcdr.loss_name, global_mean=float(ptupcdr.global_bias.detach()), rating_scale=ptupcdr.rating_scale)
         self.ids, self.text = ptupcdr, lm_bridge
+
+    def trainable_items(self) -> Tensor | None:
+        return self.text.trainable_items()
 
     def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
         (u1, b1), (u2, b2) = self.ids.user_side(users), self.text.user_side(users)
