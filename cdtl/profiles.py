@@ -18,6 +18,7 @@ class Profile:
     movielens: str  # registry name of the MovieLens used by the chapters
     seeds: tuple[int, ...]  # one experiment per seed
     cold_ratios: tuple[float, ...]  # fractions of overlapping users made cold-start
+    new_item_ratios: tuple[float, ...]  # fractions of the target catalogue held out as new items
     epochs: int  # upper bound on training epochs (early stopping may end sooner)
     batch_size: int  # training mini-batch
     eval_batch_size: int  # users per batch in full-ranking evaluation
@@ -45,6 +46,7 @@ PROFILES: dict[str, Profile] = {
         movielens="movielens-100k",
         seeds=(0,),
         cold_ratios=(0.2,),
+        new_item_ratios=(0.2,),
         epochs=10,
         batch_size=1024,
         eval_batch_size=512,
@@ -66,6 +68,7 @@ PROFILES: dict[str, Profile] = {
         movielens="movielens-1m",
         seeds=(0, 1, 2),
         cold_ratios=(0.2, 0.5, 0.8),
+        new_item_ratios=(0.1, 0.2, 0.5),
         epochs=100,
         batch_size=4096,
         eval_batch_size=2048,

@@ -72,10 +72,11 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
-    """``config`` sized for a profile: seeds, epoch caps, bootstrap, text length and the fine-tuning budget."""
+    """``config`` sized for a profile: one seed, its new-item ratios, epoch caps, bootstrap, text length, fine-tuning budget."""
     config = copy.deepcopy(config)
     cfg = resolve(config)
     config["seeds"] = list(profile.seeds[:1])
+    config.setdefault("protocol", {})["ratios"] = list(profile.new_item_ratios)
     for section in ("mf", "dropoutnet", "lm", "ptupcdr"):
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
     config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
