@@ -19,7 +19,8 @@ from cdtl.data.sampling import sample_users
 from cdtl.evaluate import evaluate_ranking, group_items, popularity_scores, report
 from cdtl.experiment import RANKING, ConfigError, merge_config, versions
 from cdtl.experiments.newitems import _write
-from cdtl.experiments.text_common import ENCODERS, TEXT, TUNING, frozen_vectors, mean_text, tuned_vectors, user_histories
+from cdtl.experiments.text_common import (ENCODERS, TEXT, TUNING, check_choices, frozen_vectors, mean_text,
+                                          tuned_vectors, user_histories)
 from cdtl.models.batches import softmax_batches
 from cdtl.models.content_knn import ContentKNN
 from cdtl.models.dropoutnet import DropoutNet
@@ -57,10 +58,7 @@ DEFAULTS: dict[str, Any] = {
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
-    for key, valid in (("models", MODELS), ("encoders", ENCODERS)):
-        bad = [m for m in cfg[key] if m not in valid]
-        if bad or not cfg[key]:
-            raise ConfigError(f"unknown {key} {bad or '(none given)'}; valid choices: {', '.join(valid)}")
+    check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
     shots = cfg["protocol"]["shots"]
     if not shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
         raise ConfigError(f"protocol.shots must be non-negative integers, e.g. {list(SHOTS)}, got {shots!r}")

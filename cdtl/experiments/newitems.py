@@ -18,7 +18,7 @@ from cdtl.data.sampling import sample_users
 from cdtl.evaluate import report
 from cdtl.experiment import RANKING, ConfigError, json_default, merge_config, versions
 from cdtl.experiments.newitems_models import CELLS, MODELS, TEXT_MODELS, NewItemBench, evaluate_cell
-from cdtl.experiments.text_common import ENCODERS, TEXT, TUNING, frozen_vectors, mean_text, tuned_vectors
+from cdtl.experiments.text_common import ENCODERS, TEXT, TUNING, check_choices, frozen_vectors, mean_text, tuned_vectors
 from cdtl.models.text_only import TextOnly
 
 _TRAIN = {"lr": 0.003, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0}
@@ -48,10 +48,7 @@ DEFAULTS: dict[str, Any] = {
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
-    for key, valid in (("models", MODELS), ("encoders", ENCODERS)):
-        bad = [m for m in cfg[key] if m not in valid]
-        if bad or not cfg[key]:
-            raise ConfigError(f"unknown {key} {bad or '(none given)'}; valid choices: {', '.join(valid)}")
+    check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
     proto = cfg["protocol"]
     if proto["by"] not in ORDERS:
         raise ConfigError(f"protocol.by must be one of {', '.join(ORDERS)}, got {proto['by']!r}")

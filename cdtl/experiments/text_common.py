@@ -21,6 +21,16 @@ TUNING = {"epochs": 1, "batch_size": 64, "max_history": 20, "freeze_layers": 2, 
           "lr": 2.0e-5, "weight_decay": 0.01, "temperature": 0.05}
 
 
+def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:
+    """Refuse a list of names (``models``, ``encoders``) that is empty or names something unknown, listing the valid ones."""
+    from cdtl.experiment import ConfigError
+
+    for key, valid in choices.items():
+        bad = [m for m in cfg[key] if m not in valid]
+        if bad or not cfg[key]:
+            raise ConfigError(f"unknown {key} {bad or '(none given)'}; valid choices: {', '.join(valid)}")
+
+
 def frozen_vectors(text: dict[str, Any], items: pd.DataFrame) -> torch.Tensor:
     """The pretrained language model's vector of every row of ``items`` (cached on disk)."""
     from cdtl.encoders.catalogue import encode_items
@@ -93,5 +103,5 @@ class GenrePopularity:
         return self.scores.expand(len(users), -1)
 
 
-__all__ = ["ENCODERS", "GenrePopularity", "RandomScores", "TEXT", "TUNING", "frozen_vectors", "mean_text",
+__all__ = ["ENCODERS", "check_choices", "GenrePopularity", "RandomScores", "TEXT", "TUNING", "frozen_vectors", "mean_text",
            "tuned_vectors", "user_histories"]
