@@ -1,4 +1,4 @@
-"""What every kind of experiment shares, written once: config merging, evaluation, popularity, results on disk."""
+"""What every kind of experiment shares, written once: config merging, evaluation, popularity, item text vectors, results on disk."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def check_ranking_metrics(metrics: Iterable[str], where: str = "evaluate.metrics
             raise ConfigError(f"unknown metric {metric!r} in {where}; valid choices: {RANKING_CHOICES}{hint}")
 
 
+def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:
+    """Refuse a list of names (``models``, ``encoders``, ...) that is empty or names something unknown, listing the valid ones."""
+    for key, valid in choices.items():
+        bad = [m for m in cfg[key] if m not in valid]
+        if bad or not cfg[key]:
+            raise ConfigError(f"unknown {key} {bad or '(none given)'}; valid choices: {', '.join(valid)}")
+
+
 def check_train(section: dict[str, Any], where: str) -> None:
     """Refuse a training section that ``TrainConfig`` would refuse, naming the section."""
     try:
@@ -112,6 +120,22 @@ class Popularity:
         return self.counts.expand(len(users), -1)
 
 
+def best_by_validation(frame: pd.DataFrame, models: Iterable[str], **where: Any) -> pd.Series:
+    """The row of a results ``frame`` whose model (one of ``models``) has the best validation mean (column ``val``).
+
+    ``where`` narrows the rows first (e.g. ``cell="warm/new"``, ``shots=1``); rows without a
+    validation score (a model that cannot serve) are passed over. The choice reads the
+    validation users only; the row's ``mean``, ``low`` and ``high`` are the test users'.
+    """
+    part = frame[frame["model"].isin(list(models))]
+    for column, value in where.items():
+        part = part[part[column] == value]
+    part = part[part["val"].notna()]
+    if part.empty:
+        raise ValueError(f"no row of models {list(models)} with {where} has a validation score")
+    return part.loc[part["val"].idxmax()]
+
+
 def rating_scale(data: Any) -> tuple[float, float] | None:
     """The (low, high) rating scale of a ``RecData`` (or of the data behind an encoded split); None without ratings."""
     data = getattr(getattr(data, "split", None), "data", data)
@@ -119,6 +143,62 @@ def rating_scale(data: Any) -> tuple[float, float] | None:
         return None
     low, high = data.rating_scale
     return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- item text vectors
+
+#: how a text model reads items: the pretrained language model as it is, or its item tower tuned on training histories
+ENCODERS = ("frozen", "tuned")
+#: the language model and its text length (``model: null`` is the packaged all-MiniLM-L6-v2)
+TEXT = {"model": None, "max_length": 64, "encode_batch_size": 64}
+#: fine-tuning of the item tower (``cdtl.models.tuned_encoder``); max_users: a seeded sample of training users
+TUNING = {"epochs": 1, "batch_size": 64, "max_history": 20, "freeze_layers": 2, "max_users": None,
+          "lr": 2.0e-5, "weight_decay": 0.01, "temperature": 0.05}
+
+
+def tuning_for(profile: Any) -> dict[str, Any]:
+    """The fine-tuning budget of a profile (the ``tuning`` section's sizes)."""
+    return {"epochs": profile.finetune_epochs, "batch_size": profile.finetune_batch_size,
+            "max_history": profile.finetune_max_history, "freeze_layers": profile.finetune_freeze_layers,
+            "max_users": profile.finetune_users or None}
+
+
+def size_text(config: dict[str, Any], profile: Any) -> None:
+    """Size a text comparison's ``text``, ``tuning`` and bootstrap for a profile, in place."""
+    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    config.setdefault("tuning", {}).update(tuning_for(profile))
+    config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+
+
+def item_vectors(text: dict[str, Any], items: pd.DataFrame, encoder: str = "frozen", *, tuning: dict[str, Any] | None = None,
+                 train: pd.DataFrame | None = None, seed: int = 0,
+                 validate: Callable[[torch.Tensor], float] | None = None) -> tuple[torch.Tensor, dict[str, Any] | None]:
+    """(vectors of every row of ``items``, what tuning cost or None): the language model frozen, or tuned on ``train``.
+
+    ``text`` names the language model and its text length (``model``, ``max_length``,
+    ``encode_batch_size``); both encoders cache their vectors on disk. ``"tuned"`` fine-tunes
+    the item tower on ``train`` (training interactions of both domains, nothing held out)
+    with the ``tuning`` settings, choosing the epoch on ``validate`` when given.
+    """
+    from cdtl.data.newitems import check_item_texts
+
+    check_item_texts(items, "item table")
+    if encoder == "frozen":
+        from cdtl.encoders.catalogue import encode_items
+
+        return encode_items(items, model=text["model"], max_length=int(text["max_length"]),
+                            batch_size=int(text["encode_batch_size"])), None
+    if encoder != "tuned" or train is None or tuning is None:
+        raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)} (tuned needs training interactions and a "
+                          f"tuning section), got {encoder!r}")
+    from cdtl.models.tuned_encoder import tune_item_encoder
+
+    tuned = tune_item_encoder(items, train, model=text["model"], max_length=int(text["max_length"]),
+                              encode_batch_size=int(text["encode_batch_size"]), seed=seed, validate=validate,
+                              **{k: tuning[k] for k in TUNING})
+    cost = {"seed": seed, "train_seconds": tuned.train_seconds, "encode_seconds": tuned.encode_seconds,
+            "users": tuned.users, "from_cache": tuned.from_cache, "history": tuned.history}
+    return tuned.vectors, cost
 
 
 # --------------------------------------------------------------------------- results

@@ -1,31 +1,45 @@
-"""The new-domain comparison of chapter 05: no user shared in training, test users known by 0, 1, 3 or 5 target interactions."""
+"""The new-domain comparison of chapter 05 (``kind: fewshot``): no user shared in training, test users known by 0, 1, 3 or 5 target interactions."""
 
 from __future__ import annotations
 
 import copy
+import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.comparisons.transfer import Popularity, Scorer, train_mf
 from cdtl.data import load
 from cdtl.data.fewshot import SHOTS, cross_platform, few_shot_split
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.sampling import sample_users
-from cdtl.evaluate import evaluate_ranking, group_items, popularity_scores, report
-from cdtl.experiment import RANKING, ConfigError, merge_config, versions
-from cdtl.experiments.newitems import _write
-from cdtl.experiments.text_common import (ENCODERS, TEXT, TUNING, check_choices, frozen_vectors, mean_text,
-                                          tuned_vectors, user_histories)
+from cdtl.encoders.users import mean_pool
+from cdtl.evaluate import report
+from cdtl.experiments.common import (
+    ENCODERS,
+    TEXT,
+    TUNING,
+    ConfigError,
+    Popularity,
+    Result,
+    check_choices,
+    check_ranking_metrics,
+    item_vectors,
+    merge_config,
+    rank_users,
+    size_text,
+    summary_of,
+    versions,
+    write_results,
+)
+from cdtl.experiments.transfer_models import FallbackScorer, train_config, train_domain_mf
 from cdtl.models.batches import softmax_batches
 from cdtl.models.content_knn import ContentKNN
 from cdtl.models.dropoutnet import DropoutNet
-from cdtl.models.text_only import TextOnly
-from cdtl.train import TrainConfig, fit, set_seed
+from cdtl.models.text_only import TextOnly, indexed_history_rows
+from cdtl.train import fit, set_seed
 
 MODELS = {
     "popularity": "target popularity (target-only)",
@@ -33,8 +47,10 @@ MODELS = {
     "content_knn": "content k-NN: source history and known target items against each item's text",
     "two_tower": "two-tower: cosine of the mean history vector and the item vector",
     "dropoutnet": "DropoutNet trained on the target's own users; a test user is the mean text of what is known",
+    "blend": "target_knn (popularity at 0 shots) + beta x the two-tower's text score, beta chosen on validation users",
 }
-TEXT_MODELS = ("content_knn", "two_tower", "dropoutnet")
+TEXT_MODELS = ("content_knn", "two_tower", "dropoutnet", "blend")
+TARGET_ONLY = ("popularity", "target_knn")  # what a target domain can do on its own
 DEFAULTS: dict[str, Any] = {
     "kind": "fewshot",
     "name": "fewshot",
@@ -49,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "tuning": dict(TUNING),
     "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
     "knn": {"k": 10, "max_history": 100},
+    # the weights of the text score the blend tries on the validation users (0: the target-only model alone)
+    "blend": {"betas": [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]},
     "dropoutnet": {"lr": 0.003, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0, "dim": 64,
                    "hidden": 256, "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "monitor": "ndcg@10", "bootstrap": 1000, "batch_size": 2048},
@@ -62,27 +80,23 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     shots = cfg["protocol"]["shots"]
     if not shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
         raise ConfigError(f"protocol.shots must be non-negative integers, e.g. {list(SHOTS)}, got {shots!r}")
-    for metric in cfg["evaluate"]["metrics"]:
-        if not RANKING.match(metric):
-            raise ConfigError(f"evaluate.metrics lists ranking metrics (recall@K, ndcg@K, ...), got {metric!r}")
+    check_ranking_metrics(cfg["evaluate"]["metrics"])
+    betas = cfg["blend"]["betas"]
+    if not betas or any(isinstance(b, bool) or not isinstance(b, (int, float)) or b < 0 for b in betas):
+        raise ConfigError(f"blend.betas must be non-negative numbers, e.g. [0.0, 0.5, 1.0], got {betas!r}")
     if cfg["evaluate"]["monitor"] not in cfg["evaluate"]["metrics"]:
         raise ConfigError(f"evaluate.monitor must be one of evaluate.metrics, got {cfg['evaluate']['monitor']!r}")
     return cfg
 
 
 def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
-    """``config`` sized for a profile (as the new-item comparison is)."""
-    from cdtl.experiments.newitems import size as size_newitems
-
+    """``config`` sized for a profile (as the new-item comparison is): one seed, epoch caps, text and tuning, a user sample."""
     config = copy.deepcopy(config)
     cfg = resolve(config)
-    sized = size_newitems({"kind": "newitems", "dataset": {"name": cfg["dataset"]["name"], "domains": None}}, profile)
-    for section in ("text", "tuning"):
-        config.setdefault(section, {}).update(sized[section])
     for section in ("mf", "dropoutnet"):
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
     config["seeds"] = list(profile.seeds[:1])
-    config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    size_text(config, profile)
     config.setdefault("dataset", {})["sample_users"] = profile.amazon_users or None
     return config
 
@@ -111,12 +125,12 @@ class FewShotBench:
         target = split.train[split.train["domain"] == split.target]
         self.train_users = IdMap.fit(target["user"])
         self.u, self.i = self.train_users.encode(target["user"]), self.items.encode(target["item"])
-        self.pop = popularity_scores(self.i, len(self.items))
-        self._trained: dict[Any, Any] = {}
+        self.popularity = Popularity(self.i, len(self.items))
+        self.trained_models: dict[Any, Any] = {}
 
     def histories(self, shots: int) -> list[np.ndarray]:
         """Each evaluation user's known interactions at ``shots`` (source history + first ``shots`` target items)."""
-        return user_histories(self.split.history(self.eval_users.ids, shots), self.split.data.items, self.eval_users)
+        return indexed_history_rows(self.split.history(self.eval_users.ids, shots), self.split.data.items, self.eval_users)
 
     def known_target(self, shots: int) -> Any:
         """The (n_eval_users, n_target_items) matrix of the target items known at ``shots``: never recommended."""
@@ -127,73 +141,107 @@ class FewShotBench:
     def trained(self, name: str, encoder: str | None) -> Any:
         """The models that learn from training data (target MF, DropoutNet), trained once per split."""
         key = (name, encoder)
-        if key not in self._trained:
+        if key not in self.trained_models:
             set_seed(self.seed)
             if name == "target_knn":
-                self._trained[key] = train_mf(pd.DataFrame({"u": self.u, "i": self.i}), len(self.train_users),
-                                              len(self.items), "ranking", self.cfg["mf"], self.seed, None)
+                self.trained_models[key] = train_domain_mf(pd.DataFrame({"u": self.u, "i": self.i}), len(self.train_users),
+                                                     len(self.items), "ranking", self.cfg["mf"], self.seed, None)
             else:
-                self._trained[key] = self._dropoutnet(self.vectors[encoder])
-        return self._trained[key]
+                self.trained_models[key] = self._dropoutnet(self.vectors[encoder])
+        return self.trained_models[key]
 
     def _dropoutnet(self, vectors: torch.Tensor) -> DropoutNet:
         d = self.cfg["dropoutnet"]
         known = torch.as_tensor(np.bincount(self.i, minlength=len(self.items)) > 0)
         target = self.split.train[self.split.train["domain"] == self.split.target]
-        user_text = mean_text(vectors, user_histories(target, self.split.data.items, self.train_users))
+        user_text = mean_pool(vectors, indexed_history_rows(target, self.split.data.items, self.train_users), empty="zeros")
         model = DropoutNet(vectors[self.rows], known, user_text, torch.ones(len(self.train_users), dtype=torch.bool),
                            dim=int(d["dim"]), hidden=int(d["hidden"]), item_dropout=float(d["item_dropout"]),
                            user_dropout=float(d["user_dropout"]), dropout=float(d["dropout"]))
         metric = self.cfg["evaluate"]["monitor"]
 
         def validate(m: DropoutNet) -> dict[str, float]:
-            outs = [self.evaluate(self._text_scorer(m, vectors, k), "val", k, [int(metric.split("@")[1])])
-                    for k in self.split.shots]
+            outs = [self.evaluate(self._text_scorer(m, vectors, k), "val", k, [metric]) for k in self.split.shots]
             return {"val": float(np.mean([np.mean(o[metric]) for o in outs]))}
 
-        config = TrainConfig(epochs=int(d["epochs"]), optimizer="adam", lr=float(d["lr"]), monitor="val", mode="max",
-                             patience=int(d["patience"]), seed=self.seed)
-        fit(model, softmax_batches(self.u, self.i, len(self.items), int(d["batch_size"])), config, validate)
+        fit(model, softmax_batches(self.u, self.i, len(self.items), int(d["batch_size"])),
+            train_config(d, self.seed, "val"), validate)
         return model.cpu()
 
-    def _text_scorer(self, model: DropoutNet, vectors: torch.Tensor, shots: int) -> Scorer:
+    def _text_scorer(self, model: DropoutNet, vectors: torch.Tensor, shots: int) -> FallbackScorer:
         histories = self.histories(shots)
-        text = mean_text(vectors, histories)
         has = np.array([len(h) > 0 for h in histories])
-        return Scorer(_ByText(model, text), has, Popularity(self.pop))
+        return FallbackScorer(_ByText(model, mean_pool(vectors, histories, empty="zeros")), has, self.popularity)
 
-    def scorer(self, name: str, encoder: str | None, shots: int) -> tuple[Any, int]:
+    def scorer(self, name: str, encoder: str | None, shots: int, beta: float = 0.0) -> tuple[Any, int]:
         """(scorer over the target catalogue for evaluation-user indices, users on the popularity fallback)."""
         histories = self.histories(shots)
         has = np.array([len(h) > 0 for h in histories])
-        fallback = Popularity(self.pop)
+        fallback = self.popularity
         if name == "popularity":
             return fallback, 0
+        if name == "blend":
+            (base, lacking), (text, _) = self.scorer("target_knn", None, shots), self.scorer("two_tower", encoder, shots)
+            return Blend(base, text, beta), lacking
         if name == "target_knn":
             known = self.split.history(self.eval_users.ids, shots)
             known = known[known["domain"] == self.split.target]
-            lists = user_histories(known, self.split.data.items.iloc[self.rows].reset_index(drop=True), self.eval_users)
+            lists = indexed_history_rows(known, self.split.data.items.iloc[self.rows].reset_index(drop=True),
+                                         self.eval_users)
             knn = ContentKNN(self.trained(name, None).item_emb.weight.detach(), lists, k=self.cfg["knn"]["k"])
-            return Scorer(knn, knn.has_history, fallback), int((~knn.has_history).sum())
+            return FallbackScorer(knn, knn.has_history, fallback), int((~knn.has_history).sum())
         vectors = self.vectors[encoder]
         if name == "content_knn":
             model = ContentKNN(vectors, histories, candidates=self.rows, k=self.cfg["knn"]["k"],
                                max_history=self.cfg["knn"]["max_history"])
         elif name == "two_tower":
             recent = [h[-int(self.cfg["tuning"]["max_history"]):] for h in histories]
-            model = TextOnly(vectors, mean_text(vectors, recent), candidates=self.rows)
+            model = TextOnly(vectors, mean_pool(vectors, recent, empty="zeros"), candidates=self.rows)
         elif name == "dropoutnet":
             return self._text_scorer(self.trained(name, encoder), vectors, shots), int((~has).sum())
         else:
             raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
-        return Scorer(model, has, fallback), int((~has).sum())
+        return FallbackScorer(model, has, fallback), int((~has).sum())
 
-    def evaluate(self, scorer: Any, which: str, shots: int, ks: list[int]) -> dict[str, np.ndarray]:
+    def choose(self, name: str, encoder: str | None, shots: int) -> tuple[float, dict[str, float]]:
+        """(the blend's beta with the best validation score, or 0 for other models; that scorer's validation means)."""
+        metrics, monitor = self.cfg["evaluate"]["metrics"], self.cfg["evaluate"]["monitor"]
+        best: tuple[float, dict[str, float]] | None = None
+        for beta in (self.cfg["blend"]["betas"] if name == "blend" else [0.0]):
+            out = self.evaluate(self.scorer(name, encoder, shots, beta)[0], "val", shots, metrics)
+            val = {m: float(np.mean(out[m])) for m in metrics}
+            if best is None or val[monitor] > best[1][monitor]:
+                best = (float(beta), val)
+        return best
+
+    def evaluate(self, scorer: Any, which: str, shots: int, metrics: list[str]) -> dict[str, np.ndarray]:
+        """Per-user ``metrics`` of the ``which`` users at ``shots``: every target item ranked but the known ones."""
         frame = self.split.held_out(which)
-        users, relevant = group_items(self.eval_users.encode(frame["user"]), self.items.encode(frame["item"]))
-        out = evaluate_ranking(scorer.score_all, users, relevant, self.known_target(shots), ks,
-                               int(self.cfg["evaluate"]["batch_size"]))
-        return {"users": users, **out}
+        pairs = pd.DataFrame({"u": self.eval_users.encode(frame["user"]), "i": self.items.encode(frame["item"])})
+        return rank_users(scorer.score_all, pairs, metrics, self.known_target(shots),
+                          int(self.cfg["evaluate"]["batch_size"]))
+
+
+class Blend:
+    """``z(base) + beta * z(text)``: each scorer's scores standardised per user, the text's weighed by ``beta``.
+
+    Popularity counts (the base at 0 shots) are read as log(1 + count) first, so a handful of
+    best-sellers does not swamp the standardised scale. beta = 0 ranks exactly as the base.
+    """
+
+    def __init__(self, base: Any, text: Any, beta: float) -> None:
+        self.base, self.text, self.beta = base, text, float(beta)
+
+    @staticmethod
+    def standard(scores: torch.Tensor) -> torch.Tensor:
+        return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp(min=1e-8)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        base = self.base.score_all(users).float()
+        if isinstance(self.base, Popularity):
+            base = torch.log1p(base)
+        mixed = self.standard(base)
+        return mixed if self.beta == 0 else mixed + self.beta * self.standard(self.text.score_all(users).float())
 
 
 class _ByText:
@@ -206,16 +254,18 @@ class _ByText:
         return self.model.score_text_users(self.text[users])
 
 
-def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any = None) -> dict[str, Any]:
-    """Every model at every number of known target interactions, scored once on the test users."""
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+    """Every model at every number of known target interactions, scored once on the test users.
+
+    The result's ``models`` are the trained ones (``{(name, encoder): model}``) and its ``data`` the split.
+    """
     started = time.perf_counter()
     cfg = resolve(config)
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
-    frozen = frozen_vectors(cfg["text"], data.items) if text_models and "frozen" in cfg["encoders"] else None
-    ks = sorted({int(RANKING.match(m).group(2)) for m in ev["metrics"]})
-    rows, splits, tunings = [], [], []
+    frozen = item_vectors(cfg["text"], data.items)[0] if text_models and "frozen" in cfg["encoders"] else None
+    rows, splits, tunings, kept = [], [], [], Result({})
     for seed in cfg["seeds"]:
         split = few_shot_split(data, proto["source"], proto["target"], shots=proto["shots"],
                                eval_ratio=proto["eval_ratio"], val_fraction=proto["val_fraction"],
@@ -223,45 +273,55 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
         splits.append(split.summary())
         vectors = {} if frozen is None else {"frozen": frozen}
         if text_models and "tuned" in cfg["encoders"]:
-            tuned = tuned_vectors(cfg["text"], cfg["tuning"], data.items, split.train, seed)
-            vectors["tuned"] = tuned.vectors
-            tunings.append({"seed": seed, "train_seconds": tuned.train_seconds, "encode_seconds": tuned.encode_seconds,
-                            "users": tuned.users, "from_cache": tuned.from_cache})
+            vectors["tuned"], cost = item_vectors(cfg["text"], data.items, "tuned", tuning=cfg["tuning"],
+                                                  train=split.train, seed=seed)
+            tunings.append(cost)
         bench = FewShotBench(split, cfg, seed, vectors)
         for name in cfg["models"]:
             for encoder in ([e for e in ENCODERS if e in cfg["encoders"]] if name in TEXT_MODELS else [None]):
                 for shots in split.shots:
                     tick = time.perf_counter()
-                    scorer, fallback = bench.scorer(name, encoder, shots)
-                    out = bench.evaluate(scorer, "test", shots, ks)
+                    beta, val = bench.choose(name, encoder, shots)
+                    scorer, fallback = bench.scorer(name, encoder, shots, beta)
+                    out = bench.evaluate(scorer, "test", shots, ev["metrics"])
                     rows.append({"seed": seed, "shots": shots, "model": name, "encoder": encoder,
                                  "users_on_fallback": fallback, "seconds": time.perf_counter() - tick,
-                                 "metrics": report({m: out[m] for m in ev["metrics"]}, int(ev["bootstrap"]), seed)})
-    results = {"name": cfg["name"], "kind": "fewshot", "config": cfg, "rows": rows, "splits": splits,
+                                 "metrics": report({m: out[m] for m in ev["metrics"]}, int(ev["bootstrap"]), seed),
+                                 "validation": val, **({"beta": beta} if name == "blend" else {})})
+        if seed == cfg["seeds"][0]:
+            kept.models, kept.data = dict(bench.trained_models), split
+    summary = {"name": cfg["name"], "kind": "fewshot", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
     if out_dir is not None:
-        _write(Path(out_dir), results, [])
-    return results
+        write_results(out_dir, summary)
+    return Result(summary, kept.models, None, kept.data)
 
 
-def table(results: dict[str, Any], metric: str = "ndcg@10") -> pd.DataFrame:
-    """One row per (model, encoder, shots) of the first seed: mean and 95 % interval of ``metric``."""
+def table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> pd.DataFrame:
+    """One row per (model, encoder, shots) of the first seed: test mean and 95 % interval of ``metric``, validation mean."""
     frame = pd.DataFrame([{"seed": r["seed"], "model": r["model"], "encoder": r["encoder"] or "", "shots": r["shots"],
-                           **{k: r["metrics"][metric][k] for k in ("mean", "low", "high")}} for r in results["rows"]])
+                           **{k: r["metrics"][metric][k] for k in ("mean", "low", "high")},
+                           "val": r.get("validation", {}).get(metric, np.nan), "beta": r.get("beta", np.nan)}
+                          for r in summary_of(summary)["rows"]])
+    frame["label"] = frame["model"] + np.where(frame["encoder"] != "", " [" + frame["encoder"] + "]", "")
     return frame[frame["seed"] == frame["seed"].min()].drop(columns="seed").reset_index(drop=True)
 
 
-def format_table(results: dict[str, Any], metric: str = "ndcg@10") -> str:
+def format_table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> str:
     """Models down, shots across: ``mean [95% CI]``."""
-    frame = table(results, metric)
+    summary = summary_of(summary)
+    frame = table(summary, metric)
     shots = sorted(frame["shots"].unique())
-    lines = [f"{results['name']}  ({metric} on test users by known target interactions, {results['wall_seconds']:.0f} s)",
+    lines = [f"{summary['name']}  ({metric} on test users by known target interactions, {summary['wall_seconds']:.0f} s)",
              "".ljust(26) + "".join(f"{f'{k} shots':>22}" for k in shots)]
     for (model, encoder), part in frame.groupby(["model", "encoder"], sort=False):
         label = f"{model} [{encoder}]" if encoder else model
         cells = [part[part["shots"] == k].iloc[0] for k in shots]
         lines.append(f"{label:<26}" + "".join(f"{c['mean']:.4f} [{c['low']:.3f},{c['high']:.3f}]".rjust(22) for c in cells))
+    for t in summary.get("tuning", []):
+        lines.append(f"\ntuned encoder (seed {t['seed']}): {t['train_seconds']:.0f} s fine-tuning on {t['users']} users, "
+                     f"{t['encode_seconds']:.0f} s encoding{' (cached)' if t['from_cache'] else ''}")
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULTS", "MODELS", "format_table", "load_pair", "resolve", "run", "size", "table"]
+__all__ = ["Blend", "DEFAULTS", "MODELS", "TARGET_ONLY", "TEXT_MODELS", "format_table", "load_pair", "resolve", "run", "size", "table"]

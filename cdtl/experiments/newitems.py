@@ -1,10 +1,10 @@
-"""The new-item comparison of chapter 05: every model on the 2x2 of warm/cold users and old/new items, by new-item ratio."""
+"""The new-item comparison of chapter 05 (``kind: newitems``): every model on the 2x2 of warm/cold users and old/new items, by new-item ratio."""
 
 from __future__ import annotations
 
 import copy
+import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,10 +15,25 @@ from cdtl.data.coldstart import ColdStartSplit
 from cdtl.data.crossdomain import encode_split
 from cdtl.data.newitems import ORDERS, new_item_split
 from cdtl.data.sampling import sample_users
+from cdtl.encoders.users import mean_pool
 from cdtl.evaluate import report
-from cdtl.experiment import RANKING, ConfigError, json_default, merge_config, versions
-from cdtl.experiments.newitems_models import CELLS, MODELS, TEXT_MODELS, NewItemBench, evaluate_cell
-from cdtl.experiments.text_common import ENCODERS, TEXT, TUNING, check_choices, frozen_vectors, mean_text, tuned_vectors
+from cdtl.experiments.common import (
+    ENCODERS,
+    TEXT,
+    TUNING,
+    ConfigError,
+    Result,
+    check_choices,
+    check_ranking_metrics,
+    item_vectors,
+    merge_config,
+    size_text,
+    summary_of,
+    versions,
+    write_results,
+)
+from cdtl.experiments.newitems_models import CELLS, MODELS, TEXT_MODELS, NewItemBench, evaluate_cell, score_validation
+from cdtl.experiments.transfer_models import LM_BRIDGE, POOLINGS
 from cdtl.models.text_only import TextOnly
 
 _TRAIN = {"lr": 0.003, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0}
@@ -37,8 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
     "knn": {"k": 10, "max_history": 100},
     "dropoutnet": {**_TRAIN, "dim": 64, "hidden": 256, "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
-    "lm": {**_TRAIN, "dim": 64, "hidden": 256, "adaptor": "linear", "dropout": 0.1, "pooling": "mean",
-           "max_history": 50},
+    "lm": {**_TRAIN, **LM_BRIDGE},
     "ptupcdr": {**_TRAIN, "hidden": 128, "max_history": 50},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "monitor": "ndcg@10", "bootstrap": 1000, "batch_size": 2048,
                  "per_user": True},
@@ -56,13 +70,13 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         if not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
             raise ConfigError(f"protocol.ratios must lie strictly between 0 and 1 (e.g. 0.1, 0.2, 0.5), got {ratio!r}")
     metrics = cfg["evaluate"]["metrics"]
-    for metric in metrics:
-        if not RANKING.match(metric):
-            raise ConfigError(f"evaluate.metrics lists ranking metrics (recall@K, ndcg@K, ...), got {metric!r}")
+    check_ranking_metrics(metrics)
     if cfg["evaluate"]["monitor"] not in metrics or not cfg["evaluate"]["monitor"].startswith("ndcg@"):
         raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got {cfg['evaluate']['monitor']!r}")
-    if cfg["lm"]["pooling"] not in ("mean", "attention"):
-        raise ConfigError(f"lm.pooling must be 'mean' or 'attention', got {cfg['lm']['pooling']!r}")
+    if cfg["lm"]["pooling"] not in POOLINGS:
+        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {cfg['lm']['pooling']!r}")
+    if cfg["lm"]["source_task"]:
+        raise ConfigError("lm.source_task is not part of the new-item comparison; leave it false")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [0]")
     return cfg
@@ -76,11 +90,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     config.setdefault("protocol", {})["ratios"] = list(profile.new_item_ratios)
     for section in ("mf", "dropoutnet", "lm", "ptupcdr"):
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
-    config.setdefault("tuning", {}).update(
-        epochs=profile.finetune_epochs, batch_size=profile.finetune_batch_size, max_history=profile.finetune_max_history,
-        freeze_layers=profile.finetune_freeze_layers, max_users=profile.finetune_users or None)
-    config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    size_text(config, profile)
     if cfg["dataset"]["name"].startswith("amazon"):
         config.setdefault("dataset", {})["sample_users"] = profile.amazon_users or None
     return config
@@ -95,38 +105,36 @@ def _as_cold_start(split: Any) -> ColdStartSplit:
                           test_users=np.intersect1d(split.test_users, cold))
 
 
-def _text_validator(cd: Any, split: Any, bench_history: list, rows: Any, cfg: dict[str, Any]):
-    """validate(vectors): the two-tower's validation score with these item vectors (for selecting the tuning epoch)."""
-    from cdtl.experiments.newitems_models import CELLS as cells
-
-    metric = cfg["evaluate"]["monitor"]
-    k = int(metric.split("@")[1])
-    recent = [h[-int(cfg["tuning"]["max_history"]):] for h in bench_history]
-
-    def validate(vectors: Any) -> float:
-        model = TextOnly(vectors, mean_text(vectors, recent), candidates=rows)
-        outs = [evaluate_cell(model.score_all, cd, split, "val", c, [k], int(cfg["evaluate"]["batch_size"]))
-                for c in cells[:4]]
-        return float(np.mean([np.mean(o[metric]) for o in outs if o is not None]))
-
-    return validate
-
-
-def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any = None) -> dict[str, Any]:
-    """Train every model at every new-item ratio and seed; score each cell of the 2x2 on the test users once."""
-    started = time.perf_counter()
-    cfg = resolve(config)
-    ds, proto, ev = cfg["dataset"], cfg["protocol"], cfg["evaluate"]
+def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
+    """The config's dataset (or ``data``), sampled when the config asks, checked against the protocol."""
+    ds, proto = cfg["dataset"], cfg["protocol"]
     data = load(ds["name"], ds["domains"]) if data is None else data
     if ds["sample_users"]:
         data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0])
     for domain in (proto["source"], proto["target"]):
         if domain not in data.domains:
             raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")
+    return data
+
+
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        vectors: dict[str, Any] | None = None) -> Result:
+    """Train every model at every new-item ratio and seed; score each cell of the 2x2 on the test users once.
+
+    ``vectors`` (``{"frozen": (n_items, D)}``, rows of the data's item table) replaces the
+    frozen encoding, e.g. to share one encoding between comparisons. The result's ``models``
+    (``{(name, encoder): Built}``) and ``data`` (the split) are the first seed's and ratio's.
+    """
+    started = time.perf_counter()
+    cfg = resolve(config)
+    proto, ev = cfg["protocol"], cfg["evaluate"]
+    data = prepare_data(cfg, data)
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
-    frozen = frozen_vectors(cfg["text"], data.items) if text_models and "frozen" in cfg["encoders"] else None
-    ks = sorted({int(RANKING.match(m).group(2)) for m in ev["metrics"]})
-    rows, per_user, splits, tunings, kept = [], [], [], [], {}
+    frozen = None
+    if text_models and "frozen" in cfg["encoders"]:
+        frozen = (vectors or {}).get("frozen")
+        frozen = item_vectors(cfg["text"], data.items)[0] if frozen is None else frozen
+    rows, per_user, splits, tunings, kept = [], [], [], [], Result({})
     for seed in cfg["seeds"]:
         for ratio in proto["ratios"]:
             split = new_item_split(data, proto["target"], ratio, source=proto["source"], by=proto["by"],
@@ -134,75 +142,74 @@ def run(config: dict[str, Any], out_dir: str | Path | None = None, *, data: Any 
                                    val_fraction=proto["val_fraction"], seed=seed)
             cd = encode_split(_as_cold_start(split))
             splits.append(split.summary())
-            vectors = {} if frozen is None else {"frozen": frozen}
-            bench = NewItemBench(cd, split, cfg, seed, vectors)
+            bench = NewItemBench(cd, split, cfg, seed, {} if frozen is None else {"frozen": frozen})
             if text_models and "tuned" in cfg["encoders"]:
-                check = _text_validator(cd, split, bench.history, bench.rows.numpy(), cfg) if cfg["tuning"]["validate"] else None
-                tuned = tuned_vectors(cfg["text"], cfg["tuning"], data.items, split.train, seed, check)
-                vectors["tuned"] = tuned.vectors
-                tunings.append({"seed": seed, "ratio": ratio, "train_seconds": tuned.train_seconds,
-                                "encode_seconds": tuned.encode_seconds, "users": tuned.users,
-                                "from_cache": tuned.from_cache, "history": tuned.history})
+                check = None
+                if cfg["tuning"]["validate"]:  # the epoch whose vectors rank the validation users best (two-tower)
+                    recent = [h[-int(cfg["tuning"]["max_history"]):] for h in bench.history]
+                    rows_ = bench.rows.numpy()
+                    score = score_validation(lambda v: TextOnly(v, mean_pool(v, recent, empty="zeros"),
+                                                                candidates=rows_).score_all, cd, split, cfg)
+                    check = lambda v: score(v)["val"]  # noqa: E731
+                bench.vectors["tuned"], cost = item_vectors(cfg["text"], data.items, "tuned", tuning=cfg["tuning"],
+                                                            train=split.train, seed=seed, validate=check)
+                tunings.append({**cost, "ratio": ratio})
+            first = seed == cfg["seeds"][0] and ratio == proto["ratios"][0]
+            if first:
+                kept.data = split
             for name in cfg["models"]:
                 for encoder in ([e for e in ENCODERS if e in cfg["encoders"]] if name in TEXT_MODELS else [None]):
                     built = bench.build(name, encoder)
-                    if seed == cfg["seeds"][0] and ratio == proto["ratios"][0]:
-                        kept[(name, encoder)] = built
+                    if first:
+                        kept.models[(name, encoder)] = built
                     for cell in CELLS:
                         row = {"seed": seed, "ratio": ratio, "model": name, "encoder": encoder, "cell": cell,
                                "seconds": built.seconds, "users_on_fallback": built.users_on_fallback}
                         if cell.endswith("new") and not built.serves_new:
                             rows.append({**row, "served": False, "metrics": {}})
                             continue
-                        out = evaluate_cell(built.scorer.score_all, cd, split, "test", cell, ks, int(ev["batch_size"]))
+                        out = evaluate_cell(built.scorer.score_all, cd, split, "test", cell, ev["metrics"],
+                                            int(ev["batch_size"]))
                         if out is None:
                             continue
                         values = {m: out[m] for m in ev["metrics"]}
-                        rows.append({**row, "served": True, "metrics": report(values, int(ev["bootstrap"]), seed)})
+                        val = evaluate_cell(built.scorer.score_all, cd, split, "val", cell, ev["metrics"],
+                                            int(ev["batch_size"]))  # for choosing among models: never the test users
+                        rows.append({**row, "served": True, "metrics": report(values, int(ev["bootstrap"]), seed),
+                                     "validation": {m: float(np.mean(val[m])) for m in ev["metrics"]} if val else {}})
                         if ev["per_user"]:
                             per_user.append(pd.DataFrame({"seed": seed, "ratio": ratio, "model": name, "encoder": encoder,
                                                           "cell": cell, "user": cd.users.decode(out["users"]), **values}))
-    results = {"name": cfg["name"], "kind": "newitems", "config": cfg, "rows": rows, "splits": splits,
+    summary = {"name": cfg["name"], "kind": "newitems", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
+    table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None
     if out_dir is not None:
-        _write(Path(out_dir), results, per_user)
-    results["per_user"] = pd.concat(per_user, ignore_index=True) if per_user else None
-    results["models"] = kept
-    return results
+        write_results(out_dir, summary, table_per_user)
+    return Result(summary, kept.models, table_per_user, kept.data)
 
 
-def _write(out: Path, results: dict[str, Any], per_user: list[pd.DataFrame]) -> None:
-    import json
-    import os
-    import tempfile
+def table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> pd.DataFrame:
+    """One row per (ratio, model, encoder, cell) of the first seed: the test users' mean and interval of ``metric``.
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"metrics.json": json.dumps(results, indent=2, default=json_default)}
-    if per_user:
-        files["per_user.csv"] = pd.concat(per_user, ignore_index=True).to_csv(index=False)
-    for name, text in files.items():
-        handle, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out / name)
-
-
-def table(results: dict[str, Any], metric: str = "ndcg@10") -> pd.DataFrame:
-    """One row per (ratio, model, encoder, cell): mean and interval of ``metric`` over the first seed (NaN: cannot serve)."""
+    ``val`` is the validation users' mean (for choosing a model); NaN where the model cannot serve.
+    """
     records = []
-    for row in results["rows"]:
+    for row in summary_of(summary)["rows"]:
         m = row["metrics"].get(metric, {})
         records.append({"ratio": row["ratio"], "seed": row["seed"], "model": row["model"],
                         "encoder": row["encoder"] or "", "cell": row["cell"], "served": row["served"],
-                        "mean": m.get("mean", np.nan), "low": m.get("low", np.nan), "high": m.get("high", np.nan)})
+                        "mean": m.get("mean", np.nan), "low": m.get("low", np.nan), "high": m.get("high", np.nan),
+                        "val": row.get("validation", {}).get(metric, np.nan)})
     frame = pd.DataFrame(records)
+    frame["label"] = frame["model"] + np.where(frame["encoder"] != "", " [" + frame["encoder"] + "]", "")
     return frame[frame["seed"] == frame["seed"].min()].drop(columns="seed").reset_index(drop=True)
 
 
-def format_table(results: dict[str, Any], metric: str = "ndcg@10") -> str:
+def format_table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> str:
     """Per ratio: models (by encoder) down, cells of the 2x2 across, ``mean [95% CI]`` or ``cannot serve``."""
-    frame = table(results, metric)
-    lines = [f"{results['name']}  ({metric} on test users, {results['wall_seconds']:.0f} s)"]
+    summary = summary_of(summary)
+    frame = table(summary, metric)
+    lines = [f"{summary['name']}  ({metric} on test users, {summary['wall_seconds']:.0f} s)"]
     for ratio, part in frame.groupby("ratio", sort=True):
         cells = [c for c in CELLS if c in set(part["cell"])]
         lines += ["", f"new items {ratio:.0%}".ljust(26) + "".join(f"{c:>22}" for c in cells)]
@@ -219,10 +226,11 @@ def format_table(results: dict[str, Any], metric: str = "ndcg@10") -> str:
                     r = r.iloc[0]
                     out.append(f"{r['mean']:.4f} [{r['low']:.3f},{r['high']:.3f}]".rjust(22))
             lines.append(f"{label:<26}" + "".join(out))
-    for t in results.get("tuning", []):
+    for t in summary.get("tuning", []):
         lines.append(f"\ntuned encoder (seed {t['seed']}, ratio {t['ratio']}): {t['train_seconds']:.0f} s fine-tuning on "
                      f"{t['users']} users, {t['encode_seconds']:.0f} s encoding{' (cached)' if t['from_cache'] else ''}")
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULTS", "format_table", "resolve", "run", "size", "table"]
+__all__ = ["CELLS", "DEFAULTS", "MODELS", "TEXT_MODELS", "format_table", "prepare_data", "resolve", "run", "size",
+           "table"]

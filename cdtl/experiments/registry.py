@@ -22,6 +22,8 @@ KINDS = {
     "transfer": "cdtl.experiments.transfer",
     "fusion": "cdtl.experiments.fusion",
     "multitask": "cdtl.experiments.multitask",
+    "newitems": "cdtl.experiments.newitems",
+    "fewshot": "cdtl.experiments.fewshot",
 }
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the course's experiments (``configs/`` in the repo)
 DATASET_TAGS = {"movielens-100k": "ml100k", "movielens-1m": "ml1m"}

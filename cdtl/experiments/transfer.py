@@ -18,17 +18,24 @@ from cdtl.data.sampling import sample_users
 from cdtl.encoders.language_model import check_loadable
 from cdtl.evaluate import rating_report, report
 from cdtl.experiments.common import (
+    ENCODERS,
+    TUNING,
     ConfigError,
     Result,
+    check_choices,
     check_ranking_metrics,
+    item_vectors,
     merge_config,
     rating_scale,
     summary_of,
+    tuning_for,
     versions,
     write_results,
 )
 from cdtl.experiments.transfer_models import (
+    LM_BRIDGE,
     MODELS,
+    POOLINGS,
     SOURCE_MF_MODELS,
     TEXT_MODELS,
     FallbackScorer,
@@ -60,10 +67,11 @@ DEFAULTS: dict[str, Any] = {
     "ptupcdr": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5,
                 "ranking_loss": "softmax", "max_history": 50},
     "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
-    "lm": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
-           "model": None, "max_length": 64, "encode_batch_size": 64,  # the language model and its text length
-           "adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False,
-           "source_task": False, "source_weight": 1.0},  # source_task: also learn from every user's source history
+    # model (null: the packaged MiniLM), its text length, and encoder: frozen, or tuned on each split's training
+    # histories of both domains with the ``tuning`` settings (cdtl.models.tuned_encoder)
+    "lm": {**_BRIDGE, **LM_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
+           "model": None, "max_length": 64, "encode_batch_size": 64, "encoder": "frozen"},
+    "tuning": dict(TUNING),
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "per_user": True},
 }
 
@@ -71,12 +79,7 @@ DEFAULTS: dict[str, Any] = {
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
-    unknown = [m for m in cfg["models"] if m not in MODELS]
-    if unknown or not cfg["models"]:
-        raise ConfigError(f"unknown models {unknown or '(none given)'}; valid choices: {', '.join(MODELS)}")
-    bad_tasks = [t for t in cfg["tasks"] if t not in TASKS]
-    if bad_tasks or not cfg["tasks"]:
-        raise ConfigError(f"unknown tasks {bad_tasks or '(none given)'}; valid choices: {', '.join(TASKS)}")
+    check_choices(cfg, {"models": MODELS, "tasks": TASKS})
     check_ranking_metrics(cfg["evaluate"]["metrics"], hint="; rating errors (mae, rmse) come with tasks: [rating]")
     for ratio in cfg["protocol"]["cold_ratios"]:
         if not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
@@ -86,6 +89,10 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     for section in ("mapping", "ptupcdr", "lm"):
         if cfg[section]["ranking_loss"] not in ("bpr", "softmax"):
             raise ConfigError(f"{section}.ranking_loss must be 'bpr' or 'softmax', got {cfg[section]['ranking_loss']!r}")
+    if cfg["lm"]["pooling"] not in POOLINGS:
+        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {cfg['lm']['pooling']!r}")
+    if cfg["lm"]["encoder"] not in ENCODERS:
+        raise ConfigError(f"lm.encoder must be one of {', '.join(ENCODERS)}, got {cfg['lm']['encoder']!r}")
     return cfg
 
 
@@ -101,6 +108,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
         config.setdefault("mf", {}).setdefault(task, {})["epochs"] = min(int(cfg["mf"][task]["epochs"]), profile.epochs)
     config["lm"]["max_length"] = profile.max_text_length
     config["lm"]["encode_batch_size"] = profile.encode_batch_size
+    config.setdefault("tuning", {}).update(tuning_for(profile))
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     if cfg["dataset"]["name"].startswith("amazon"):  # the Amazon pair is sampled for quick profiles
         config.setdefault("dataset", {})["sample_users"] = profile.amazon_users or None
@@ -110,12 +118,14 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the comparison
 
 
-def item_text_vectors(cfg: dict[str, Any], items: pd.DataFrame) -> torch.Tensor:
-    """The language-model vector of every item (cached on disk), row r for ``items`` row r."""
-    from cdtl.encoders.catalogue import encode_items
+def item_text_vectors(cfg: dict[str, Any], items: pd.DataFrame, train: pd.DataFrame | None = None,
+                      seed: int = 0) -> tuple[torch.Tensor, dict[str, Any] | None]:
+    """(the language-model vector of every item, row r for ``items`` row r; what tuning cost, or None).
 
-    lm = cfg["lm"]
-    return encode_items(items, model=lm["model"], max_length=int(lm["max_length"]), batch_size=int(lm["encode_batch_size"]))
+    With ``lm.encoder: tuned`` the item tower is fine-tuned on ``train`` (a split's training
+    interactions of both domains) first; both encoders are cached on disk.
+    """
+    return item_vectors(cfg["lm"], items, cfg["lm"]["encoder"], tuning=cfg["tuning"], train=train, seed=seed)
 
 
 def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
@@ -146,6 +156,14 @@ def score_model(scorer: FallbackScorer, cd: CrossDomainData, task: str, cfg: dic
     return rating_report(out["result"], RATING_METRICS, boot, seed), {"users": out["users"], **values}
 
 
+def validation_means(scorer: FallbackScorer, cd: CrossDomainData, task: str, cfg: dict[str, Any]) -> dict[str, float]:
+    """The validation cold users' mean of every metric: what choosing among models (or their settings) may read."""
+    out = evaluate_users(scorer, cd, "val", task, cfg)
+    if task == "ranking":
+        return {m: float(np.mean(out[m])) for m in cfg["evaluate"]["metrics"]}
+    return {m: float(out["result"][m]) for m in RATING_METRICS}
+
+
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
     """Run every model at every cold ratio and seed; return the ``Result`` (and write metrics.json, per_user.csv).
 
@@ -161,13 +179,16 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         check_loadable(cfg["lm"]["model"], "lm.model")  # an unknown or unreachable model fails before any data
     data = prepare_data(cfg, data)
     check_cutoffs(cfg["evaluate"]["metrics"], int((data.items["domain"] == proto["target"]).sum()))
-    text = item_text_vectors(cfg, data.items) if any(m in cfg["models"] for m in TEXT_MODELS) else None
+    needs_text = any(m in cfg["models"] for m in TEXT_MODELS)
+    tuned = cfg["lm"]["encoder"] == "tuned"
+    text = item_text_vectors(cfg, data.items)[0] if needs_text and not tuned else None
     needs_source = any(m in cfg["models"] for m in SOURCE_MF_MODELS)
 
     rows: list[dict[str, Any]] = []
     per_user: list[pd.DataFrame] = []
     kept = Result({})
     splits: list[dict[str, Any]] = []
+    tunings: list[dict[str, Any]] = []
     for seed in cfg["seeds"]:
         source_mfs: dict[str, MF] = {}  # the source MF does not depend on the cold ratio: train it once per seed
         for ratio in proto["cold_ratios"]:
@@ -178,6 +199,9 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             splits.append({"seed": seed, **split.summary(), "encoded": cd.summary(),
                            "cold_users_without_source_history": int((~cd.has_source()[cold]).sum())})
             first_cell = seed == cfg["seeds"][0] and ratio == proto["cold_ratios"][0]
+            if needs_text and tuned:  # tuned on this split's training interactions: no cold user's target history
+                text, cost = item_text_vectors(cfg, data.items, split.train, seed)
+                tunings.append({**cost, "cold_ratio": ratio})
             for task in cfg["tasks"]:
                 if needs_source and task not in source_mfs:
                     source_mfs[task] = train_domain_mf(cd.source_train, cd.n_users, cd.n_source_items, task,
@@ -191,7 +215,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                     scorer = trainer.build(name)
                     metrics, values = score_model(scorer, cd, task, cfg, seed)
                     rows.append({"seed": seed, "cold_ratio": ratio, "task": task, "model": name,
-                                 "seconds": time.perf_counter() - tick, "metrics": metrics})
+                                 "seconds": time.perf_counter() - tick, "metrics": metrics,
+                                 "validation": validation_means(scorer, cd, task, cfg)})
                     if cfg["evaluate"]["per_user"]:
                         per_user.append(pd.DataFrame({"seed": seed, "cold_ratio": ratio, "task": task, "model": name,
                                                       "user": cd.users.decode(values.pop("users")), **values}))
@@ -203,6 +228,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         "config": cfg,
         "rows": rows,
         "splits": splits,
+        "tuning": tunings,
         "versions": versions(),
         "wall_seconds": time.perf_counter() - started,
     }
@@ -262,7 +288,7 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
     if text is None and name in TEXT_MODELS:
-        text = item_text_vectors(cfg, cd.split.data.items)
+        text = item_text_vectors(cfg, cd.split.data.items, cd.split.train, seed)[0]
     source_mf = None
     if name in SOURCE_MF_MODELS:
         source_mf = train_domain_mf(cd.source_train, cd.n_users, cd.n_source_items, task, cfg["mf"][task], seed,

@@ -31,6 +31,12 @@ MODELS = {
 }
 TEXT_MODELS = ("lm_bridge", "ptupcdr_lm")  # need the items' language-model vectors
 SOURCE_MF_MODELS = ("emcdr_linear", "emcdr_mlp", "ptupcdr", "ptupcdr_lm")  # need the source domain's MF
+POOLINGS = ("mean", "attention")  # how the LM bridge reads a user's source history
+#: the LM bridge's architecture (the ``lm`` section of every kind that trains one); pooling: mean | attention of the
+#: source history (attention reads the max_history most recent items); source_task: also learn from every user's
+#: source history (leave-one-out next item)
+LM_BRIDGE = {"adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False,
+             "pooling": "mean", "max_history": 50, "source_task": False, "source_weight": 1.0}
 
 
 def train_config(section: dict[str, Any], seed: int, monitor: str | None = None, mode: str = "max") -> TrainConfig:
@@ -63,6 +69,49 @@ def train_domain_mf(frame: pd.DataFrame, n_users: int, n_items: int, task: str, 
                                   n_users)
     fit(model, batches, train_config(section, seed))
     return model.cpu()
+
+
+def source_user_text(cd: CrossDomainData, text: torch.Tensor) -> torch.Tensor:
+    """(n_users, D): each user's mean source-item text vector (zero without source history); ``text`` by item-table row."""
+    from cdtl.encoders.users import mean_pool
+
+    items, mask = cd.source_histories(None)
+    src_text = text[torch.as_tensor(cd.item_rows(cd.split.source))]
+    return mean_pool(src_text, [row[m].numpy() for row, m in zip(items, mask)], empty="zeros")
+
+
+def build_lm_bridge(cd: CrossDomainData, text: torch.Tensor, lm: dict[str, Any], loss: str, *,
+                    user_text: torch.Tensor | None = None, global_mean: float = 0.0,
+                    rating_scale: tuple[float, float] | None = None, item_known: torch.Tensor | None = None) -> LMBridge:
+    """The LM bridge of an ``lm`` section (``LM_BRIDGE``'s keys) over item text vectors ``text`` (by item-table row).
+
+    ``pooling: attention`` pools each user's ``max_history`` most recent source items with a
+    learned attention instead of the mean; ``source_task`` adds the source domain's
+    leave-one-out task; ``item_known`` marks the target items with training interactions
+    when new items are held out.
+    """
+    source_text = text[torch.as_tensor(cd.item_rows(cd.split.source))]
+    extra: dict[str, Any] = {}
+    if lm["source_task"]:
+        extra.update(source_text=source_text, source_weight=float(lm["source_weight"]),
+                     source_counts=torch.as_tensor(np.bincount(cd.source_train["u"], minlength=cd.n_users),
+                                                   dtype=torch.float32))
+    if lm["pooling"] == "attention":
+        history, mask = cd.source_histories(int(lm["max_history"]))
+        extra.update(pooling="attention", source_text=source_text, history=history, history_mask=mask)
+    return LMBridge(text[torch.as_tensor(cd.item_rows(cd.split.target))],
+                    source_user_text(cd, text) if user_text is None else user_text, **extra,
+                    dim=int(lm["dim"]), hidden=int(lm["hidden"]), adaptor=lm["adaptor"], dropout=float(lm["dropout"]),
+                    item_bias=bool(lm["item_bias"]), whiten=bool(lm["whiten"]), item_known=item_known, loss=loss,
+                    global_mean=global_mean, rating_scale=rating_scale)
+
+
+def build_ptupcdr(cd: CrossDomainData, source_mf: MF, target_mf: MF, section: dict[str, Any], loss: str,
+                  rating_scale: tuple[float, float] | None = None) -> PTUPCDR:
+    """PTUPCDR over the two domains' MF, reading each user's ``max_history`` most recent source items."""
+    items, mask = cd.source_histories(int(section["max_history"]))
+    return PTUPCDR(source_mf, target_mf, items, mask, hidden=int(section["hidden"]), loss=loss,
+                   rating_scale=rating_scale)
 
 
 class FallbackScorer:
@@ -180,34 +229,18 @@ class TransferTrainer:
 
     def user_text(self) -> torch.Tensor:
         """(n_users, D): each user's mean source-item text vector (zero without source history)."""
-        from cdtl.encoders.users import mean_pool
-
         if self._user_text is None:
-            items, mask = self.cd.source_histories(None)
-            src_text = self.text[torch.as_tensor(self.cd.item_rows(self.cd.split.source))]
-            lists = [row[m].numpy() for row, m in zip(items, mask)]
-            self._user_text = mean_pool(src_text, lists, empty="zeros")
+            self._user_text = source_user_text(self.cd, self.text)
         return self._user_text
 
     def lm_bridge(self, loss: str | None = None) -> LMBridge:
-        lm, cd = self.cfg["lm"], self.cd
-        item_text = self.text[torch.as_tensor(cd.item_rows(cd.split.target))]
-        mean = float(cd.target_train["rating"].mean()) if self.task == "rating" else 0.0
-        source = {}
-        if lm["source_task"]:
-            source = {"source_text": self.text[torch.as_tensor(cd.item_rows(cd.split.source))],
-                      "source_counts": torch.as_tensor(np.bincount(cd.source_train["u"], minlength=cd.n_users),
-                                                       dtype=torch.float32),
-                      "source_weight": float(lm["source_weight"])}
-        return LMBridge(item_text, self.user_text(), **source, dim=int(lm["dim"]), hidden=int(lm["hidden"]),
-                        adaptor=lm["adaptor"], dropout=float(lm["dropout"]), item_bias=bool(lm["item_bias"]),
-                        whiten=bool(lm["whiten"]), loss=loss or self.loss(lm), global_mean=mean,
-                        rating_scale=self.scale)
+        mean = float(self.cd.target_train["rating"].mean()) if self.task == "rating" else 0.0
+        return build_lm_bridge(self.cd, self.text, self.cfg["lm"], loss or self.loss(self.cfg["lm"]),
+                               user_text=self.user_text(), global_mean=mean, rating_scale=self.scale)
 
     def ptupcdr(self) -> PTUPCDR:
-        items, mask = self.cd.source_histories(int(self.cfg["ptupcdr"]["max_history"]))
-        return PTUPCDR(self.source_mf, self.target_mf, items, mask, hidden=int(self.cfg["ptupcdr"]["hidden"]),
-                       loss=self.loss(self.cfg["ptupcdr"]), rating_scale=self.scale)
+        return build_ptupcdr(self.cd, self.source_mf, self.target_mf, self.cfg["ptupcdr"],
+                             self.loss(self.cfg["ptupcdr"]), self.scale)
 
     def build(self, name: str) -> FallbackScorer:
         """Train model ``name`` and return it wrapped as a ``FallbackScorer``.

@@ -95,6 +95,15 @@ def history_rows(interactions: pd.DataFrame, items: pd.DataFrame) -> tuple[np.nd
     return users, np.split(frame["row"].to_numpy(np.int64), starts[1:])
 
 
+def indexed_history_rows(interactions: pd.DataFrame, items: pd.DataFrame, users: Any) -> list[np.ndarray]:
+    """``history_rows`` by user index: entry k holds the rows of ``users``'s k-th id (an ``IdMap``), empty without any."""
+    known, rows = history_rows(interactions, items)
+    out = [np.zeros(0, dtype=np.int64)] * len(users)
+    for k, r in zip(users.encode(known), rows):
+        out[k] = r
+    return out
+
+
 def evaluate_text_only(
     item_emb: Tensor,
     items: pd.DataFrame,
@@ -178,4 +187,4 @@ def evaluate_cold_start(
     return evaluate_text_only(item_emb, items, split.source_history(who), held, candidates=targets, **options)
 
 
-__all__ = ["POOLINGS", "TextOnly", "evaluate_cold_start", "evaluate_text_only", "history_rows"]
+__all__ = ["POOLINGS", "TextOnly", "evaluate_cold_start", "evaluate_text_only", "history_rows", "indexed_history_rows"]
