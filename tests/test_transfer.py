@@ -291,3 +291,43 @@ def test_a_model_scores_the_same_whatever_else_the_comparison_runs(tmp_path):
     rows = {(r["task"], r["cold_ratio"], r["model"]): r["metrics"] for r in among["rows"]}
     for row in alone["rows"]:
         assert row["metrics"] == rows[(row["task"], 0.5, "emcdr_mlp")], row["task"]
+
+
+def test_lm_bridge_attention_pooling_runs_in_the_comparison(implicit):
+    cd, text = implicit
+    cfg = {**CFG, "lm": {**CFG["lm"], "pooling": "attention", "max_history": 3}}
+    for name in ("lm_bridge", "ptupcdr_lm"):
+        scorer = fit_model(name, cd, cfg, text=text)
+        bridge = scorer.model if name == "lm_bridge" else scorer.model.text
+        assert bridge.pool is not None and bridge.history.shape == (cd.n_users, 3)
+        ndcg = evaluate_users(scorer, cd, "test", "ranking", resolve(CFG))["ndcg@5"].mean()
+        assert ndcg > 0.85, f"{name} with attention pooling: NDCG@5 {ndcg:.3f}"
+
+
+def test_tuned_encoder_reads_the_splits_training_interactions_only(monkeypatch):
+    import cdtl.models.tuned_encoder as tuned_encoder
+    from cdtl.models.tuned_encoder import TunedEncoder
+
+    data, seen = toy(), {}
+
+    def fake_tuning(items, train, **settings):
+        seen["train"], seen["settings"] = train, settings
+        return TunedEncoder(text_vectors(data), 1.5, 0.5, False, int(train["user"].nunique()))
+
+    monkeypatch.setattr(tuned_encoder, "tune_item_encoder", fake_tuning)
+    cfg = {**CFG, "models": ["lm_bridge"], "tasks": ["ranking"], "lm": {**CFG["lm"], "encoder": "tuned"},
+           "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]}, "tuning": {"max_users": 30}}
+    result = run(cfg, data=data)
+    split = result.data.split
+    train = seen["train"]
+    cold_target = train[(train["domain"] == "tgt") & train["user"].isin(split.cold_users)]
+    assert len(train) == len(split.train) and cold_target.empty  # no cold user's target history tunes the encoder
+    assert seen["settings"]["max_users"] == 30
+    assert result["tuning"][0]["train_seconds"] == 1.5 and result["rows"][0]["validation"]["ndcg@5"] > 0.5
+
+
+def test_text_options_are_checked():
+    with pytest.raises(ConfigError, match="lm.pooling must be one of mean, attention"):
+        resolve({"lm": {"pooling": "max"}})
+    with pytest.raises(ConfigError, match="lm.encoder must be one of frozen, tuned"):
+        resolve({"lm": {"encoder": "finetuned"}})

@@ -156,17 +156,27 @@ TUNING = {"epochs": 1, "batch_size": 64, "max_history": 20, "freeze_layers": 2, 
           "lr": 2.0e-5, "weight_decay": 0.01, "temperature": 0.05}
 
 
-def tuning_for(profile: Any) -> dict[str, Any]:
-    """The fine-tuning budget of a profile (the ``tuning`` section's sizes)."""
-    return {"epochs": profile.finetune_epochs, "batch_size": profile.finetune_batch_size,
-            "max_history": profile.finetune_max_history, "freeze_layers": profile.finetune_freeze_layers,
-            "max_users": profile.finetune_users or None}
+def tuning_for(profile: Any, tuning: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fine-tuning budget of a profile, at most ``tuning``'s (a config's section): as epochs are capped, so is tuning.
+
+    Fewer epochs, users and history items, and more frozen layers, whichever of the two asks for less.
+    """
+    tuning = {**TUNING, **(tuning or {})}
+
+    def fewer(a: int | None, b: int | None) -> int | None:  # None (or 0): no limit
+        return (b or None) if not a else a if not b else min(a, b)
+
+    return {"epochs": min(int(tuning["epochs"]), profile.finetune_epochs),
+            "batch_size": min(int(tuning["batch_size"]), profile.finetune_batch_size),
+            "max_history": min(int(tuning["max_history"]), profile.finetune_max_history),
+            "freeze_layers": max(int(tuning["freeze_layers"]), profile.finetune_freeze_layers),
+            "max_users": fewer(tuning["max_users"], profile.finetune_users)}
 
 
 def size_text(config: dict[str, Any], profile: Any) -> None:
     """Size a text comparison's ``text``, ``tuning`` and bootstrap for a profile, in place."""
     config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
-    config.setdefault("tuning", {}).update(tuning_for(profile))
+    config["tuning"] = {**config.get("tuning", {}), **tuning_for(profile, config.get("tuning"))}
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
 
 

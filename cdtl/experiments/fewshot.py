@@ -113,6 +113,18 @@ def load_pair(cfg: dict[str, Any]) -> Any:
     return data
 
 
+def read_items_vectors(cfg: dict[str, Any], split: Any) -> torch.Tensor:
+    """The frozen vectors of the items a few-shot model reads (the target catalogue, what the evaluation users are known
+    by), in rows of the item table; the other rows (source items of source-only users) are never read and stay zero."""
+    items = split.data.items
+    read = ((items["domain"] == split.target) | items["item"].isin(split.source_known["item"])
+            | items["item"].isin(split.known["item"])).to_numpy()
+    vectors, _ = item_vectors(cfg["text"], items[read])
+    out = torch.zeros(len(items), vectors.shape[1])
+    out[torch.tensor(read)] = vectors
+    return out
+
+
 class FewShotBench:
     """The models of one few-shot split: trained once, then asked to score the evaluation users at every k."""
 
@@ -264,14 +276,15 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
-    frozen = item_vectors(cfg["text"], data.items)[0] if text_models and "frozen" in cfg["encoders"] else None
     rows, splits, tunings, kept = [], [], [], Result({})
     for seed in cfg["seeds"]:
         split = few_shot_split(data, proto["source"], proto["target"], shots=proto["shots"],
                                eval_ratio=proto["eval_ratio"], val_fraction=proto["val_fraction"],
                                max_eval_users=proto["max_eval_users"], seed=seed)
         splits.append(split.summary())
-        vectors = {} if frozen is None else {"frozen": frozen}
+        vectors = {}
+        if text_models and "frozen" in cfg["encoders"]:
+            vectors["frozen"] = read_items_vectors(cfg, split)
         if text_models and "tuned" in cfg["encoders"]:
             vectors["tuned"], cost = item_vectors(cfg["text"], data.items, "tuned", tuning=cfg["tuning"],
                                                   train=split.train, seed=seed)

@@ -32,7 +32,15 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.newitems_models import CELLS, MODELS, TEXT_MODELS, NewItemBench, evaluate_cell, score_validation
+from cdtl.experiments.newitems_models import (
+    CELLS,
+    MODELS,
+    TEXT_MODELS,
+    NewItemBench,
+    evaluate_cell,
+    score_validation,
+    scored_once,
+)
 from cdtl.experiments.transfer_models import LM_BRIDGE, POOLINGS
 from cdtl.models.text_only import TextOnly
 
@@ -162,19 +170,20 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                     built = bench.build(name, encoder)
                     if first:
                         kept.models[(name, encoder)] = built
+                    scores = {w: scored_once(built.scorer.score_all, cd.held_out(w)["u"].to_numpy(),
+                                             int(ev["batch_size"])) for w in ("test", "val")}
                     for cell in CELLS:
                         row = {"seed": seed, "ratio": ratio, "model": name, "encoder": encoder, "cell": cell,
                                "seconds": built.seconds, "users_on_fallback": built.users_on_fallback}
                         if cell.endswith("new") and not built.serves_new:
                             rows.append({**row, "served": False, "metrics": {}})
                             continue
-                        out = evaluate_cell(built.scorer.score_all, cd, split, "test", cell, ev["metrics"],
-                                            int(ev["batch_size"]))
+                        out = evaluate_cell(scores["test"], cd, split, "test", cell, ev["metrics"], int(ev["batch_size"]))
                         if out is None:
                             continue
                         values = {m: out[m] for m in ev["metrics"]}
-                        val = evaluate_cell(built.scorer.score_all, cd, split, "val", cell, ev["metrics"],
-                                            int(ev["batch_size"]))  # for choosing among models: never the test users
+                        # the validation users' score, for choosing among models: never the test users
+                        val = evaluate_cell(scores["val"], cd, split, "val", cell, ev["metrics"], int(ev["batch_size"]))
                         rows.append({**row, "served": True, "metrics": report(values, int(ev["bootstrap"]), seed),
                                      "validation": {m: float(np.mean(val[m])) for m in ev["metrics"]} if val else {}})
                         if ev["per_user"]:

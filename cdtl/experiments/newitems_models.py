@@ -106,6 +106,17 @@ def cell_data(cd: CrossDomainData, split: NewItemSplit, which: str, cell: str) -
     return frame, candidates, exclude
 
 
+def scored_once(score_all: Callable, users: np.ndarray, batch_size: int = 2048) -> Callable:
+    """``score_all`` computed once for ``users`` (user indices) and kept: the cells of the 2x2 rank overlapping users."""
+    users = np.unique(users)
+    with torch.no_grad():
+        table = torch.cat([score_all(torch.as_tensor(users[s:s + batch_size])).float()
+                           for s in range(0, len(users), batch_size)])
+    row = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
+    row[torch.as_tensor(users)] = torch.arange(len(users))
+    return lambda u: table[row[torch.as_tensor(u)]]
+
+
 def evaluate_cell(score_all: Callable, cd: CrossDomainData, split: NewItemSplit, which: str, cell: str,
                   metrics: list[str], batch_size: int) -> dict[str, np.ndarray] | None:
     """Per-user ``metrics`` of ``score_all`` on one cell (``users`` are user indices), or None when it has no user."""
@@ -235,8 +246,10 @@ def score_validation(scores_of: Callable[[Any], Callable], cd: CrossDomainData, 
     """validate(x): the monitored metric of the validation users with ``scores_of(x)``, averaged over the 2x2's cells."""
     metric = cfg["evaluate"]["monitor"]
 
+    users = cd.held_out("val")["u"].to_numpy()
+
     def validate(x: Any) -> dict[str, float]:
-        score_all = scores_of(x)
+        score_all = scored_once(scores_of(x), users, int(cfg["evaluate"]["batch_size"]))
         means = [float(np.mean(out[metric])) for cell in CELLS[:4]
                  if (out := evaluate_cell(score_all, cd, split, "val", cell, [metric],
                                           int(cfg["evaluate"]["batch_size"]))) is not None]
@@ -246,4 +259,4 @@ def score_validation(scores_of: Callable[[Any], Callable], cd: CrossDomainData, 
 
 
 __all__ = ["CELLS", "MODELS", "TEXT_MODELS", "Built", "GenrePopularity", "NewItemBench", "RandomScores", "cell_data",
-           "evaluate_cell", "score_validation"]
+           "evaluate_cell", "score_validation", "scored_once"]

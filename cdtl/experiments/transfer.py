@@ -108,7 +108,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
         config.setdefault("mf", {}).setdefault(task, {})["epochs"] = min(int(cfg["mf"][task]["epochs"]), profile.epochs)
     config["lm"]["max_length"] = profile.max_text_length
     config["lm"]["encode_batch_size"] = profile.encode_batch_size
-    config.setdefault("tuning", {}).update(tuning_for(profile))
+    config["tuning"] = {**config.get("tuning", {}), **tuning_for(profile, config.get("tuning"))}
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     if cfg["dataset"]["name"].startswith("amazon"):  # the Amazon pair is sampled for quick profiles
         config.setdefault("dataset", {})["sample_users"] = profile.amazon_users or None
