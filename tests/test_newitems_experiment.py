@@ -139,3 +139,13 @@ def test_a_profile_caps_the_tuning_budget_of_a_config():
     assert smoke == {"epochs": 1, "batch_size": 32, "max_history": 5, "freeze_layers": 5, "max_users": 256}
     full = tuning_for(cdtl.profile("full"), {"max_users": 8000, "freeze_layers": 3, "max_history": 10})
     assert full["max_users"] == 8000 and full["freeze_layers"] == 3 and full["max_history"] == 10
+
+
+def test_tuned_models_limits_which_text_models_run_with_the_tuned_encoder():
+    cfg = newitems.resolve(config(encoders=["frozen", "tuned"], tuned_models=["content_knn"]))
+    assert newitems.encoders_of(cfg, "content_knn") == ["frozen", "tuned"]
+    assert newitems.encoders_of(cfg, "dropoutnet") == ["frozen"]
+    assert newitems.encoders_of(cfg, "mf") == [None]
+    assert newitems.encoders_of(newitems.resolve(config(encoders=["frozen", "tuned"])), "dropoutnet") == ["frozen", "tuned"]
+    with pytest.raises(ConfigError, match="tuned_models must be null or a list of text models"):
+        newitems.resolve(config(tuned_models=["mf"]))

@@ -102,6 +102,17 @@ def rank_users(score_all: Callable[[torch.Tensor], torch.Tensor], pairs: pd.Data
     return {"users": users, **{m: per_user[m] for m in wanted}}
 
 
+def scored_once(score_all: Callable, users: np.ndarray, batch_size: int = 2048) -> Callable:
+    """``score_all`` computed once for ``users`` (user indices) and kept: the cells of the 2x2 rank overlapping users."""
+    users = np.unique(users)
+    with torch.no_grad():
+        table = torch.cat([score_all(torch.as_tensor(users[s:s + batch_size])).float()
+                           for s in range(0, len(users), batch_size)])
+    row = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
+    row[torch.as_tensor(users)] = torch.arange(len(users))
+    return lambda u: table[row[torch.as_tensor(u)]]
+
+
 def rate_pairs(predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pairs: pd.DataFrame,
                threshold: float = 4.0) -> dict[str, Any]:
     """Rating errors of ``predict(u, i)`` on the held-out (u, i, rating) ``pairs`` (``cdtl.evaluate.evaluate_ratings``)."""

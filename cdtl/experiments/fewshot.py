@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from cdtl.experiments.common import (
     item_vectors,
     merge_config,
     rank_users,
+    scored_once,
     size_text,
     summary_of,
     versions,
@@ -139,10 +141,14 @@ class FewShotBench:
         self.u, self.i = self.train_users.encode(target["user"]), self.items.encode(target["item"])
         self.popularity = Popularity(self.i, len(self.items))
         self.trained_models: dict[Any, Any] = {}
+        self._histories: dict[int, list[np.ndarray]] = {}
 
     def histories(self, shots: int) -> list[np.ndarray]:
         """Each evaluation user's known interactions at ``shots`` (source history + first ``shots`` target items)."""
-        return indexed_history_rows(self.split.history(self.eval_users.ids, shots), self.split.data.items, self.eval_users)
+        if shots not in self._histories:
+            self._histories[shots] = indexed_history_rows(self.split.history(self.eval_users.ids, shots),
+                                                          self.split.data.items, self.eval_users)
+        return self._histories[shots]
 
     def known_target(self, shots: int) -> Any:
         """The (n_eval_users, n_target_items) matrix of the target items known at ``shots``: never recommended."""
@@ -194,6 +200,8 @@ class FewShotBench:
             return fallback, 0
         if name == "blend":
             (base, lacking), (text, _) = self.scorer("target_knn", None, shots), self.scorer("two_tower", encoder, shots)
+            if lacking == len(self.eval_users):  # no known target item (0 shots): the base is popularity
+                base = self.popularity
             return Blend(base, text, beta), lacking
         if name == "target_knn":
             known = self.split.history(self.eval_users.ids, shots)
@@ -219,8 +227,15 @@ class FewShotBench:
         """(the blend's beta with the best validation score, or 0 for other models; that scorer's validation means)."""
         metrics, monitor = self.cfg["evaluate"]["metrics"], self.cfg["evaluate"]["monitor"]
         best: tuple[float, dict[str, float]] | None = None
-        for beta in (self.cfg["blend"]["betas"] if name == "blend" else [0.0]):
-            out = self.evaluate(self.scorer(name, encoder, shots, beta)[0], "val", shots, metrics)
+        scorers = [(0.0, self.scorer(name, encoder, shots)[0])]
+        if name == "blend":  # the two parts scored once for the validation users, then mixed at every beta
+            blend, size = scorers[0][1], int(self.cfg["evaluate"]["batch_size"])
+            users = self.eval_users.encode(self.split.held_out("val")["user"])
+            base, text = (SimpleNamespace(score_all=scored_once(part.score_all, users, size))
+                          for part in (blend.base, blend.text))
+            scorers = [(beta, Blend(base, text, beta, log_base=blend.log_base)) for beta in self.cfg["blend"]["betas"]]
+        for beta, scorer in scorers:
+            out = self.evaluate(scorer, "val", shots, metrics)
             val = {m: float(np.mean(out[m])) for m in metrics}
             if best is None or val[monitor] > best[1][monitor]:
                 best = (float(beta), val)
@@ -241,8 +256,9 @@ class Blend:
     best-sellers does not swamp the standardised scale. beta = 0 ranks exactly as the base.
     """
 
-    def __init__(self, base: Any, text: Any, beta: float) -> None:
+    def __init__(self, base: Any, text: Any, beta: float, *, log_base: bool | None = None) -> None:
         self.base, self.text, self.beta = base, text, float(beta)
+        self.log_base = isinstance(base, Popularity) if log_base is None else bool(log_base)  # counts: read as log(1 + n)
 
     @staticmethod
     def standard(scores: torch.Tensor) -> torch.Tensor:
@@ -250,7 +266,7 @@ class Blend:
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         base = self.base.score_all(users).float()
-        if isinstance(self.base, Popularity):
+        if self.log_base:
             base = torch.log1p(base)
         mixed = self.standard(base)
         return mixed if self.beta == 0 else mixed + self.beta * self.standard(self.text.score_all(users).float())

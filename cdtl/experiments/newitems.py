@@ -12,7 +12,7 @@ import pandas as pd
 
 from cdtl.data import load
 from cdtl.data.coldstart import ColdStartSplit
-from cdtl.data.crossdomain import encode_split
+from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.newitems import ORDERS, new_item_split
 from cdtl.data.sampling import sample_users
 from cdtl.encoders.users import mean_pool
@@ -27,6 +27,7 @@ from cdtl.experiments.common import (
     check_ranking_metrics,
     item_vectors,
     merge_config,
+    scored_once,
     size_text,
     summary_of,
     versions,
@@ -39,7 +40,6 @@ from cdtl.experiments.newitems_models import (
     NewItemBench,
     evaluate_cell,
     score_validation,
-    scored_once,
 )
 from cdtl.experiments.transfer_models import LM_BRIDGE, POOLINGS
 from cdtl.models.text_only import TextOnly
@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
                  "holdout": 0.2, "val_fraction": 0.5},
     "models": list(MODELS),
     "encoders": list(ENCODERS),
+    "tuned_models": None,  # the text models that also run with the tuned encoder (None: every one)
     "text": dict(TEXT),
     "tuning": {**TUNING, "validate": False},  # validate: keep the epoch of the best validation score
     "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
@@ -81,6 +82,9 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_ranking_metrics(metrics)
     if cfg["evaluate"]["monitor"] not in metrics or not cfg["evaluate"]["monitor"].startswith("ndcg@"):
         raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got {cfg['evaluate']['monitor']!r}")
+    tuned = cfg["tuned_models"]
+    if tuned is not None and (not isinstance(tuned, list) or not set(tuned) <= set(TEXT_MODELS)):
+        raise ConfigError(f"tuned_models must be null or a list of text models ({', '.join(TEXT_MODELS)}), got {tuned!r}")
     if cfg["lm"]["pooling"] not in POOLINGS:
         raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {cfg['lm']['pooling']!r}")
     if cfg["lm"]["source_task"]:
@@ -104,13 +108,14 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     return config
 
 
-def _as_cold_start(split: Any) -> ColdStartSplit:
-    """The new-item split seen as a cold-start split, so its ids are indexed like chapter 04's (``encode_split``)."""
+def encode(split: Any) -> CrossDomainData:
+    """The new-item split indexed like chapter 04's cold-start split (``encode_split``): what the models and cells read."""
     cold = split.cold_users
-    return ColdStartSplit(data=split.data, source=split.source, target=split.target, cold_ratio=split.cold_ratio,
-                          seed=split.seed, train=split.train, val=split.val, test=split.test,
-                          warm_users=split.warm_users, val_users=np.intersect1d(split.val_users, cold),
-                          test_users=np.intersect1d(split.test_users, cold))
+    return encode_split(ColdStartSplit(data=split.data, source=split.source, target=split.target,
+                                       cold_ratio=split.cold_ratio, seed=split.seed, train=split.train, val=split.val,
+                                       test=split.test, warm_users=split.warm_users,
+                                       val_users=np.intersect1d(split.val_users, cold),
+                                       test_users=np.intersect1d(split.test_users, cold)))
 
 
 def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
@@ -123,6 +128,14 @@ def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
         if domain not in data.domains:
             raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")
     return data
+
+
+def encoders_of(cfg: dict[str, Any], name: str) -> list[str | None]:
+    """The encoders model ``name`` runs with: ``[None]`` for a model without text; tuned only where ``tuned_models`` says."""
+    if name not in TEXT_MODELS:
+        return [None]
+    tuned = cfg["tuned_models"] is None or name in cfg["tuned_models"]
+    return [e for e in ENCODERS if e in cfg["encoders"] and (e != "tuned" or tuned)]
 
 
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
@@ -148,10 +161,10 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             split = new_item_split(data, proto["target"], ratio, source=proto["source"], by=proto["by"],
                                    cold_ratio=proto["cold_ratio"], holdout=proto["holdout"],
                                    val_fraction=proto["val_fraction"], seed=seed)
-            cd = encode_split(_as_cold_start(split))
+            cd = encode(split)
             splits.append(split.summary())
             bench = NewItemBench(cd, split, cfg, seed, {} if frozen is None else {"frozen": frozen})
-            if text_models and "tuned" in cfg["encoders"]:
+            if any("tuned" in encoders_of(cfg, m) for m in text_models):
                 check = None
                 if cfg["tuning"]["validate"]:  # the epoch whose vectors rank the validation users best (two-tower)
                     recent = [h[-int(cfg["tuning"]["max_history"]):] for h in bench.history]
@@ -166,7 +179,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             if first:
                 kept.data = split
             for name in cfg["models"]:
-                for encoder in ([e for e in ENCODERS if e in cfg["encoders"]] if name in TEXT_MODELS else [None]):
+                for encoder in encoders_of(cfg, name):
                     built = bench.build(name, encoder)
                     if first:
                         kept.models[(name, encoder)] = built
@@ -241,5 +254,5 @@ def format_table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> s
     return "\n".join(lines)
 
 
-__all__ = ["CELLS", "DEFAULTS", "MODELS", "TEXT_MODELS", "format_table", "prepare_data", "resolve", "run", "size",
-           "table"]
+__all__ = ["CELLS", "DEFAULTS", "MODELS", "TEXT_MODELS", "encode", "encoders_of", "format_table", "prepare_data",
+           "resolve", "run", "size", "table"]

@@ -14,7 +14,7 @@ import torch
 from cdtl.data.crossdomain import CrossDomainData
 from cdtl.data.newitems import NewItemSplit
 from cdtl.encoders.users import mean_pool
-from cdtl.experiments.common import Popularity, rank_users
+from cdtl.experiments.common import Popularity, rank_users, scored_once
 from cdtl.experiments.transfer_models import (
     FallbackScorer,
     build_lm_bridge,
@@ -104,17 +104,6 @@ def cell_data(cd: CrossDomainData, split: NewItemSplit, which: str, cell: str) -
         candidates = new if items == "new" else np.setdiff1d(np.arange(cd.n_target_items), new)
     exclude = None if items == "new" and users != "mixed" else cd.train_matrix(split.target)[:, candidates]
     return frame, candidates, exclude
-
-
-def scored_once(score_all: Callable, users: np.ndarray, batch_size: int = 2048) -> Callable:
-    """``score_all`` computed once for ``users`` (user indices) and kept: the cells of the 2x2 rank overlapping users."""
-    users = np.unique(users)
-    with torch.no_grad():
-        table = torch.cat([score_all(torch.as_tensor(users[s:s + batch_size])).float()
-                           for s in range(0, len(users), batch_size)])
-    row = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
-    row[torch.as_tensor(users)] = torch.arange(len(users))
-    return lambda u: table[row[torch.as_tensor(u)]]
 
 
 def evaluate_cell(score_all: Callable, cd: CrossDomainData, split: NewItemSplit, which: str, cell: str,
@@ -259,4 +248,4 @@ def score_validation(scores_of: Callable[[Any], Callable], cd: CrossDomainData, 
 
 
 __all__ = ["CELLS", "MODELS", "TEXT_MODELS", "Built", "GenrePopularity", "NewItemBench", "RandomScores", "cell_data",
-           "evaluate_cell", "score_validation", "scored_once"]
+           "evaluate_cell", "score_validation"]
