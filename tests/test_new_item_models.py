@@ -141,6 +141,11 @@ def test_tuned_encoder_trains_on_history_caches_and_refuses_items_without_text(t
     assert again.train_seconds == pytest.approx(first.train_seconds)
     other = tune_item_encoder(items, train.iloc[:-3], **options)  # other training data: a different cache entry
     assert not other.from_cache
+    for record in tmp_path.rglob("tuning.json"):  # every tuning record, damaged
+        record.write_text(record.read_text()[:5])
+    with pytest.warns(UserWarning, match="tuning.json.*not valid JSON.*tuning the encoder again"):
+        retuned = tune_item_encoder(items, train, **options)
+    assert not retuned.from_cache and tune_item_encoder(items, train, **options).from_cache  # and written anew
     bad = items.assign(text=items["text"].where(items["item"] != "i2", ""))
     with pytest.raises(DataError, match=r"have no text, e\.g\. \['i2'\]"):
         tune_item_encoder(bad, train, **options)

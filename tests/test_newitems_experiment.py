@@ -149,3 +149,10 @@ def test_tuned_models_limits_which_text_models_run_with_the_tuned_encoder():
     assert newitems.encoders_of(newitems.resolve(config(encoders=["frozen", "tuned"])), "dropoutnet") == ["frozen", "tuned"]
     with pytest.raises(ConfigError, match="tuned_models must be null or a list of text models"):
         newitems.resolve(config(tuned_models=["mf"]))
+
+
+def test_a_cut_off_beyond_the_new_items_is_refused_before_training():
+    from cdtl.configfile import ConfigFileError
+
+    with pytest.raises(ConfigFileError, match=r"ndcg@11 asks for the top 11 of a catalogue of 10 items"):
+        newitems.run(config(models=["random"], evaluate={"metrics": ["ndcg@11"], "monitor": "ndcg@11"}), data=toy())

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import check_cutoffs
 from cdtl.data import load
 from cdtl.data.fewshot import SHOTS, cross_platform, few_shot_split
 from cdtl.data.ids import IdMap, interaction_matrix
@@ -293,6 +294,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
     rows, splits, tunings, kept = [], [], [], Result({})
+    check_cutoffs(ev["metrics"], int((data.items["domain"] == proto["target"]).sum()))
     for seed in cfg["seeds"]:
         split = few_shot_split(data, proto["source"], proto["target"], shots=proto["shots"],
                                eval_ratio=proto["eval_ratio"], val_fraction=proto["val_fraction"],

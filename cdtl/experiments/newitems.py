@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cdtl.configfile import check_cutoffs
 from cdtl.data import load
 from cdtl.data.coldstart import ColdStartSplit
 from cdtl.data.crossdomain import CrossDomainData, encode_split
@@ -161,6 +162,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             split = new_item_split(data, proto["target"], ratio, source=proto["source"], by=proto["by"],
                                    cold_ratio=proto["cold_ratio"], holdout=proto["holdout"],
                                    val_fraction=proto["val_fraction"], seed=seed)
+            check_cutoffs(ev["metrics"], len(split.new_items))  # the new-item cells rank the new items only
             cd = encode(split)
             splits.append(split.summary())
             bench = NewItemBench(cd, split, cfg, seed, {} if frozen is None else {"frozen": frozen})

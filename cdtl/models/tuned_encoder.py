@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ import pandas as pd
 import torch
 
 from cdtl.data.newitems import check_item_texts
+from cdtl.io import CorruptFileError, atomic_write, read_json
 from cdtl.models.text_only import history_rows
 from cdtl.models.two_tower import LR, WEIGHT_DECAY, TwoTower, two_tower_batches
 from cdtl.train import TrainConfig, fit, set_seed
@@ -105,8 +105,13 @@ def tune_item_encoder(
         store = EmbeddingCache(cache_dir() / "embeddings")
         keys = [text_key(t) for t in texts]
         meta = store.directory(identity) / TUNING_FILE
+        info = None
         if meta.exists() and not store.missing(identity, keys):
-            info = json.loads(meta.read_text())
+            try:
+                info = read_json(meta, what="the tuned encoder's record")
+            except CorruptFileError as err:  # a damaged record: tune again and write it anew
+                warnings.warn(f"{err}; tuning the encoder again", stacklevel=2)
+        if info is not None:
             tick = time.perf_counter()
             vectors = store.get(identity, keys)
             return TunedEncoder(vectors, float(info["train_seconds"]), time.perf_counter() - tick, True,
@@ -130,9 +135,7 @@ def tune_item_encoder(
     if store is not None:
         store.put(identity, keys, vectors)
         meta = store.directory(identity) / TUNING_FILE
-        temp = meta.with_name(f".{meta.name}.{uuid.uuid4().hex}")
-        temp.write_text(json.dumps({"train_seconds": train_seconds, "users": len(rows), "history": result.history}))
-        os.replace(temp, meta)
+        atomic_write(meta, json.dumps({"train_seconds": train_seconds, "users": len(rows), "history": result.history}))
     return TunedEncoder(vectors, train_seconds, encode_seconds, False, len(rows), result.history)
 
 
