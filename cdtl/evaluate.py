@@ -188,6 +188,13 @@ def report(per_user: dict[str, np.ndarray], n_resamples: int = 1000, seed: int =
     return summarize(arrays, n_resamples=n_resamples, seed=seed)
 
 
+def format_interval(m: dict[str, float], digits: int = 4) -> str:
+    """``"mean [low, high]"`` for one metric of ``report`` (just the mean when it has no interval)."""
+    if "low" not in m:
+        return f"{m['mean']:.{digits}f}"
+    return f"{m['mean']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]"
+
+
 def rating_report(
     result: dict[str, Any], metrics: Iterable[str] = ("mae", "rmse"), n_resamples: int = 1000, seed: int = 0
 ) -> dict[str, dict[str, float]]:

@@ -1,16 +1,17 @@
-"""Record a chapter's headline numbers so tests and the book can read them back, and announce its profile."""
+"""What chapters share beyond the package's models: recording headline numbers (for tests and the book), announcing the profile, and tables."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cdtl.io import atomic_write, read_json
 from cdtl.profiles import ENV_VAR, Profile, choose
 from cdtl.profiles import profile as _profile
-from cdtl.io import atomic_write, read_json
 
 MIME = "application/vnd.cdtl.record+json"
 RECORD_DIR_VAR = "CDTL_RECORD_DIR"
@@ -112,3 +113,24 @@ def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:
                     payload = json.loads(payload)
                 found[payload["name"]] = payload["value"]
     return found
+
+
+def metric_table(rows: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Sequence[str] | None = None,
+                 *, users: bool = False) -> Any:
+    """A DataFrame with one row per system and one column per metric, each cell ``"mean [low, high]"``.
+
+    ``rows[name]`` is a system's ``{metric: {mean, low, high, n}}`` (``cdtl.evaluate.report``,
+    a result's ``"metrics"``); ``metrics`` picks and orders the columns (default: the first
+    row's); with ``users`` a last column counts the users scored.
+    """
+    import pandas as pd
+
+    from cdtl.evaluate import format_interval
+
+    if not rows:
+        raise ValueError("rows is empty: give at least one system's metrics")
+    metrics = list(metrics or next(iter(rows.values())))
+    table = pd.DataFrame({name: {m: format_interval(values[m]) for m in metrics} for name, values in rows.items()}).T
+    if users:
+        table["users"] = [values[metrics[0]]["n"] for values in rows.values()]
+    return table

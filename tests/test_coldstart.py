@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from cdtl.data import DataError, RecData, cold_start_split, load_movielens, load_tables, split_by_genre
+from cdtl.data import (
+    DataError,
+    RecData,
+    check_split,
+    cold_start_split,
+    load_movielens,
+    load_tables,
+    split_by_genre,
+    split_checks,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +52,8 @@ def test_genre_split_rejects_bad_genres():
 @pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])
 def test_cold_users_target_history_never_reaches_training(ml100k_domains, ratio):
     split = cold_start_split(ml100k_domains, "action", "comedy", ratio, seed=3)
+    checks = check_split(split)  # the checks chapter 01 shows
+    assert checks["leaked_interactions"] == 0 and checks["cold_share"] == pytest.approx(ratio, abs=1 / 936)
     cold = set(split.cold_users)
     train_target = split.domain_train("comedy")
     assert not cold.intersection(train_target["user"])
@@ -117,3 +130,16 @@ def test_argument_types_are_checked_by_name(kwargs, match):
     with pytest.raises(TypeError, match="data must be a RecData"):
         cold_start_split(data.interactions, "A", "B", 0.4)
     assert len(cold_start_split(data, "A", "B", np.float32(0.4), seed=np.int64(0)).test_users) == 2
+
+
+def test_split_checks_catch_a_leak_and_a_lost_interaction(ml100k_domains):
+    split = cold_start_split(ml100k_domains, "action", "comedy", 0.2, seed=0)
+    held = split.test.iloc[:3]
+    leaky = dataclasses.replace(split, train=pd.concat([split.train, held]), test=split.test.iloc[3:])
+    assert split_checks(leaky)["leaked_interactions"] == 3
+    with pytest.raises(ValueError, match="leaked_interactions \\(3 held-out"):
+        check_split(leaky)
+    lossy = dataclasses.replace(split, test=split.test.iloc[1:])
+    assert split_checks(lossy)["nothing_lost"] is False
+    with pytest.raises(ValueError, match="nothing_lost"):
+        check_split(lossy)

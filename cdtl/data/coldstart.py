@@ -149,3 +149,40 @@ def _check_arguments(data: object, source: object, target: object, cold_ratio: o
         raise TypeError(f"seed must be a non-negative integer, got {seed!r} ({type(seed).__name__})")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+
+
+def split_checks(split: ColdStartSplit) -> dict[str, Any]:
+    """What makes a cold-start split sound, measured: a leak count, the cold share, and five checks that must hold.
+
+    - ``leaked_interactions``: cold users' target interactions in training (must be 0);
+    - ``cold_share``: cold users / overlap users, the ratio actually made;
+    - ``ratio_honoured``: the cold users are ``cold_ratio`` of the overlap users, to the nearest user;
+    - ``users_disjoint``: validation, test and warm users share nobody;
+    - ``cold_have_source_history``: every cold user keeps source history in training (the bridge);
+    - ``cold_have_held_out``: every cold user has held-out target interactions to be scored on;
+    - ``nothing_lost``: train, validation and test together hold every interaction once.
+    """
+    bridge = overlap_users(split.data, split.source, split.target)
+    cold = set(split.cold_users)
+    val, test, warm = set(split.val_users), set(split.test_users), set(split.warm_users)
+    return {
+        "leaked_interactions": int(split.domain_train(split.target)["user"].isin(split.cold_users).sum()),
+        "cold_share": round(len(cold) / len(bridge), 4),
+        "ratio_honoured": bool(abs(len(cold) - split.cold_ratio * len(bridge)) <= 0.5),
+        "users_disjoint": not (val & test) and not (cold & warm),
+        "cold_have_source_history": set(split.source_history()["user"]) == cold,
+        "cold_have_held_out": (set(split.val["user"]) | set(split.test["user"])) == cold,
+        "nothing_lost": len(split.train) + len(split.val) + len(split.test) == len(split.data.interactions),
+    }
+
+
+def check_split(split: ColdStartSplit) -> dict[str, Any]:
+    """``split_checks(split)``, or a ``ValueError`` naming every check the split fails."""
+    checks = split_checks(split)
+    failed = [name for name, value in checks.items() if value is False]
+    if checks["leaked_interactions"]:
+        failed.insert(0, f"leaked_interactions ({checks['leaked_interactions']} held-out interactions in training)")
+    if failed:
+        raise ValueError(f"the {split.source} -> {split.target} split of {split.data.name} (cold ratio "
+                         f"{split.cold_ratio}, seed {split.seed}) fails: {', '.join(failed)}")
+    return checks

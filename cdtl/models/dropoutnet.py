@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdtl.models.transfer.base import frozen, mlp
+from cdtl.models.layers import mlp
+from cdtl.models.transfer.base import frozen
 
 
 class DropoutNet(nn.Module):
@@ -67,8 +68,8 @@ class DropoutNet(nn.Module):
         nn.init.normal_(self.item_id.weight, std=0.01)
         nn.init.normal_(self.user_id.weight, std=0.01)
         nn.init.zeros_(self.item_bias.weight)
-        self.item_net = mlp(dim + d_text, hidden, dim, dropout)
-        self.user_net = mlp(dim + d_text, hidden, dim, dropout)
+        self.item_net = mlp([dim + d_text, hidden, dim], dropout)
+        self.user_net = mlp([dim + d_text, hidden, dim], dropout)
         self.text_bias = nn.Linear(d_text, 1)
 
     def _mask(self, known: Tensor, p: float) -> Tensor:

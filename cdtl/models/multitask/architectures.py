@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from cdtl.models.multitask.inputs import mlp
+from cdtl.models.layers import mlp
 
 # --------------------------------------------------------------------------- the four architectures
 #
@@ -21,7 +21,7 @@ class SingleTask(nn.Module):
     def __init__(self, make_inputs, n_tasks: int, hidden: Sequence[int], dropout: float) -> None:
         super().__init__()
         self.inputs = nn.ModuleList([make_inputs() for _ in range(n_tasks)])
-        self.bottoms = nn.ModuleList([mlp([inp.out_dim, *hidden], dropout) for inp in self.inputs])
+        self.bottoms = nn.ModuleList([mlp([inp.out_dim, *hidden], dropout, last_activation=True) for inp in self.inputs])
         self.expert_names: list[str] = []
 
     def forward(self, users: Tensor, items: Tensor, domains: Tensor) -> tuple[Tensor, None]:
@@ -35,7 +35,7 @@ class SharedBottom(nn.Module):
     def __init__(self, make_inputs, n_tasks: int, hidden: Sequence[int], dropout: float) -> None:
         super().__init__()
         self.inputs = make_inputs()
-        self.bottom = mlp([self.inputs.out_dim, *hidden], dropout)
+        self.bottom = mlp([self.inputs.out_dim, *hidden], dropout, last_activation=True)
         self.n_tasks = n_tasks
         self.expert_names: list[str] = []
 
@@ -50,7 +50,8 @@ class MMoE(nn.Module):
     def __init__(self, make_inputs, n_tasks: int, hidden: Sequence[int], dropout: float, n_experts: int) -> None:
         super().__init__()
         self.inputs = make_inputs()
-        self.experts = nn.ModuleList([mlp([self.inputs.out_dim, *hidden], dropout) for _ in range(n_experts)])
+        self.experts = nn.ModuleList([mlp([self.inputs.out_dim, *hidden], dropout, last_activation=True)
+                                      for _ in range(n_experts)])
         self.gates = nn.Linear(self.inputs.out_dim, n_tasks * n_experts)  # all T gates in one layer
         self.n_tasks, self.n_experts = n_tasks, n_experts
         self.expert_names = [f"expert {k}" for k in range(n_experts)]
@@ -76,8 +77,8 @@ class PLELevel(nn.Module):
         super().__init__()
         self.n_tasks, self.n_specific, self.n_shared, self.last = n_tasks, n_specific, n_shared, last
         self.specific = nn.ModuleList([
-            nn.ModuleList([mlp([in_dim, *hidden], dropout) for _ in range(n_specific)]) for _ in range(n_tasks)])
-        self.shared = nn.ModuleList([mlp([in_dim, *hidden], dropout) for _ in range(n_shared)])
+            nn.ModuleList([mlp([in_dim, *hidden], dropout, last_activation=True) for _ in range(n_specific)]) for _ in range(n_tasks)])
+        self.shared = nn.ModuleList([mlp([in_dim, *hidden], dropout, last_activation=True) for _ in range(n_shared)])
         self.task_gates = nn.ModuleList([nn.Linear(in_dim, n_specific + n_shared) for _ in range(n_tasks)])
         self.shared_gate = None if last else nn.Linear(in_dim, n_tasks * n_specific + n_shared)
 

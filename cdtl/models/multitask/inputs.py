@@ -1,4 +1,4 @@
-"""The shared representation of a (user, item, domain) example, and the MLP every architecture is built from."""
+"""The shared representation of a (user, item, domain) example that every architecture starts from."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-
-def mlp(sizes: Sequence[int], dropout: float = 0.0, last_activation: bool = True) -> nn.Sequential:
-    """Linear layers ``sizes[0] -> sizes[1] -> ...`` with ReLU and dropout between them (and after the last)."""
-    layers: list[nn.Module] = []
-    for n, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if last_activation or n < len(sizes) - 2:
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
-    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------- the shared input

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cdtl.models.multitask.architectures import PLE, MMoE, SharedBottom, SingleTask
-from cdtl.models.multitask.inputs import Inputs, mlp
+from cdtl.models.layers import mlp
+from cdtl.models.multitask.inputs import Inputs
 from cdtl.models.multitask.tasks import ARCHS, BATCH_KEYS, DEFAULT_TASKS, WEIGHTINGS, Task, check_tasks
 
 # --------------------------------------------------------------------------- the model
@@ -88,7 +89,7 @@ class MultiTask(nn.Module):
             self.body = MMoE(make_inputs, T, hidden, dropout, n_experts)
         else:
             self.body = PLE(make_inputs, T, hidden, dropout, n_specific, n_shared, levels, names)
-        self.towers = nn.ModuleList([nn.Sequential(mlp([hidden[-1], *tower], dropout), nn.Linear(
+        self.towers = nn.ModuleList([nn.Sequential(mlp([hidden[-1], *tower], dropout, last_activation=True), nn.Linear(
             ([hidden[-1], *tower])[-1], 1)) for _ in range(T)])
         for t, task in enumerate(self.tasks):  # a rating tower starts at the task's mean rating
             nn.init.constant_(self.towers[t][-1].bias, float((rating_means or {}).get(task.name, 0.0)))

@@ -98,12 +98,3 @@ class TargetScorer(nn.Module):
 def frozen(tensor: Tensor) -> Tensor:
     """A detached float32 copy, to register as a buffer: pretrained parts a bridge reads but never trains."""
     return tensor.detach().float().clone().cpu()
-
-
-def mlp(d_in: int, hidden: int, d_out: int, dropout: float = 0.0) -> nn.Sequential:
-    """The small two-layer network every bridge uses: Linear, ReLU, (Dropout), Linear."""
-    layers: list[nn.Module] = [nn.Linear(d_in, hidden), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(hidden, d_out))
-    return nn.Sequential(*layers)

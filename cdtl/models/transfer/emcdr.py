@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from cdtl.models.batches import _Batches
 from cdtl.models.mf import MF
-from cdtl.models.transfer.base import TargetScorer, frozen, mlp
+from cdtl.models.layers import mlp
+from cdtl.models.transfer.base import TargetScorer, frozen
 
 MAPPINGS = ("linear", "mlp")
 
@@ -45,7 +46,7 @@ class EMCDR(TargetScorer):
         self.register_buffer("item_vectors", frozen(target_mf.item_emb.weight))
         self.register_buffer("item_biases", frozen(target_mf.item_bias.weight.squeeze(-1)))
         d_in, d_out = self.source_users.shape[1], self.target_users.shape[1]
-        self.mapping = nn.Linear(d_in, d_out) if mapping == "linear" else mlp(d_in, hidden, d_out)
+        self.mapping = nn.Linear(d_in, d_out) if mapping == "linear" else mlp([d_in, hidden, d_out])
 
     def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
         mapped = self.mapping(self.source_users[users])

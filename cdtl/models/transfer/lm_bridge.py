@@ -8,7 +8,8 @@ from torch import Tensor, nn
 
 from cdtl.encoders.users import AttentionPool
 from cdtl.encoders.whitening import MoEAdaptor, PCAWhitening
-from cdtl.models.transfer.base import TargetScorer, frozen, mlp
+from cdtl.models.layers import mlp
+from cdtl.models.transfer.base import TargetScorer, frozen
 
 ADAPTORS = ("linear", "moe")
 POOLINGS = ("mean", "attention")
@@ -101,7 +102,7 @@ class LMBridge(TargetScorer):
         self.item_bias = nn.Embedding(len(item_text), 1) if item_bias else None
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias.weight)
-        self.user_tower = mlp(d_text, hidden, dim, dropout)
+        self.user_tower = mlp([d_text, hidden, dim], dropout)
         self.pool = AttentionPool(d_text, empty="zeros") if pooling == "attention" else None
 
     def trainable_items(self) -> Tensor | None:

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from cdtl.models.mf import MF
-from cdtl.models.transfer.base import TargetScorer, frozen, mlp
+from cdtl.models.layers import mlp
+from cdtl.models.transfer.base import TargetScorer, frozen
 
 
 class PTUPCDR(TargetScorer):
@@ -51,16 +52,19 @@ class PTUPCDR(TargetScorer):
         self.register_buffer("histories", histories.long().clone())
         self.register_buffer("mask", mask.bool().clone())
         self.attention = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1, bias=False))  # event_K
-        self.meta = mlp(d, hidden, d * d)  # the decoder that writes W_u
+        self.meta = mlp([d, hidden, d * d])  # the decoder that writes W_u
         self.bias_head = nn.Linear(d, 1)
+
+    def history_attention(self, users: Tensor) -> Tensor:
+        """(B, L): each user's attention a_k over their source items, 0 on padding (all 0 without history)."""
+        v = self.source_items[self.histories[users]]  # (B, L, d)
+        logits = self.attention(v).squeeze(-1).masked_fill(~self.mask[users], float("-inf"))
+        return torch.softmax(logits, dim=1).nan_to_num(0.0)  # a user with no history gets p = 0
 
     def characteristic(self, users: Tensor) -> Tensor:
         """(B, d): the attention-pooled source items of each user (c_u in the class docstring)."""
-        items, mask = self.histories[users], self.mask[users]
-        v = self.source_items[items]  # (B, L, d)
-        logits = self.attention(v).squeeze(-1).masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a user with no history gets p = 0
-        return (weights.unsqueeze(-1) * v).sum(1)
+        v = self.source_items[self.histories[users]]  # (B, L, d)
+        return (self.history_attention(users).unsqueeze(-1) * v).sum(1)
 
     def bridges(self, users: Tensor) -> Tensor:
         """(B, d, d): each user's personal bridge W_u."""
