@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 DEBUG_FLAG = "--debug"
 DEBUG_VAR = "CDTL_DEBUG"
@@ -53,12 +54,13 @@ def _run(args: argparse.Namespace) -> int:
         return _write_bundle(config, None, False)
     out = args.out or f"runs/{config.get('name', 'experiment')}"
     try:
-        results = run(config, out)
+        result = run(config, out, overwrite=args.overwrite)
     finally:
         distributed.teardown()  # leave the torchrun job, if this process joined one
     if distributed.is_main():  # under torchrun, one table and one metrics.json
-        print(format_table(results))
-        print(f"wrote {out}/metrics.json")
+        print(format_table(result))
+        written = ", ".join(name for name in ("metrics.json", "per_user.csv") if (Path(out) / name).exists())
+        print(f"wrote {written} in {out}")
     return 0
 
 
@@ -109,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="experiment YAML, e.g. configs/mf_bpr_ml100k.yaml")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override one setting, e.g. --set train.epochs=5 (repeatable)")
-    run.add_argument("--out", default=None, help="output folder (default runs/<name>)")
+    run.add_argument("--out", default=None,
+                     help="output folder (default runs/<name>); one that holds an earlier run is refused")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the earlier run in the output folder (metrics.json, per_user.csv)")
     run.set_defaults(func=_run)
     export = commands.add_parser("export", help="train a fusion experiment's models and write them as a serving bundle")
     export.add_argument("config", help="fusion experiment YAML, e.g. configs/fusion_ml1m.yaml (optional export: section)")

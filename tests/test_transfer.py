@@ -7,49 +7,19 @@ import pandas as pd
 import pytest
 import torch
 
-from cdtl.experiments.common import Popularity
-from cdtl.experiments.transfer import MODELS, fit_model, resolve, run
-from cdtl.experiments.transfer_models import FallbackScorer, evaluate_users
+from toy_data import N_USERS, text_vectors, two_domains
+
 from cdtl.data import cold_start_split
 from cdtl.data.crossdomain import encode_split
 from cdtl.data.tables import RecData
 from cdtl.experiments import ConfigError
-from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser
+from cdtl.experiments.common import Popularity
+from cdtl.experiments.transfer import MODELS, fit_model, resolve, run
+from cdtl.experiments.transfer_models import FallbackScorer, evaluate_users
 from cdtl.models.mf import MF
+from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser
 
-N_USERS, PER_GROUP = 80, 5  # two taste groups; each domain has PER_GROUP items per group
-
-
-def toy(ratings: bool = False, seed: int = 0) -> RecData:
-    """Users of group g consume 4 of the 5 items of group g in both domains (rated 5); with ``ratings``,
-    also 2 items of the other group, rated 1. Item texts name the group, in words both domains share."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        group = u % 2
-        for domain in ("src", "tgt"):
-            liked = rng.choice(PER_GROUP, 4, replace=False) + group * PER_GROUP
-            for t, j in enumerate(liked):
-                rows.append((f"u{u:02d}", f"{domain}{j}", 5.0, t, domain))
-            if ratings:
-                for t, j in enumerate(rng.choice(PER_GROUP, 2, replace=False) + (1 - group) * PER_GROUP):
-                    rows.append((f"u{u:02d}", f"{domain}{j}", 1.0, 10 + t, domain))
-    inter = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp", "domain"])
-    items = pd.DataFrame([(f"{d}{j}", f"{'loud' if j < PER_GROUP else 'quiet'} {d} {j}", d)
-                          for d in ("src", "tgt") for j in range(2 * PER_GROUP)], columns=["item", "text", "domain"])
-    items["title"] = items["text"]
-    if not ratings:
-        inter = inter.drop(columns="rating")
-    return RecData("toy", inter, items, rating_scale=(1.0, 5.0) if ratings else None)
-
-
-def text_vectors(data: RecData) -> torch.Tensor:
-    """Stand-in language-model vectors: the group word decides the direction, plus a little noise."""
-    g = torch.Generator().manual_seed(0)
-    loud = torch.tensor(["loud" in t for t in data.items["text"]], dtype=torch.float32)
-    base = torch.stack([loud, 1 - loud] + [torch.zeros(len(loud))] * 6, 1)
-    return base + 0.05 * torch.randn(base.shape, generator=g)
-
+toy = two_domains  # the hand-made two-domain set of tests/toy_data.py
 
 CFG = {
     "mf": {"ranking": {"dim": 8, "lr": 0.05, "epochs": 40, "batch_size": 64},

@@ -1,6 +1,6 @@
 """Experiments of the course, run from YAML by ``cdtl run`` and by the chapters: one registry, one module per kind."""
 
-from cdtl.experiments.common import ConfigError, Result
+from cdtl.experiments.common import ConfigError, OutputError, Result
 from cdtl.experiments.registry import (
     CONFIG_DIR,
     DATASET_TAGS,
@@ -13,5 +13,5 @@ from cdtl.experiments.registry import (
     run,
 )
 
-__all__ = ["CONFIG_DIR", "DATASET_TAGS", "KINDS", "ConfigError", "Result", "config_names", "for_profile",
+__all__ = ["CONFIG_DIR", "DATASET_TAGS", "KINDS", "ConfigError", "OutputError", "Result", "config_names", "for_profile",
            "format_table", "load_config", "resolve", "run"]

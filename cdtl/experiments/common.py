@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import platform
@@ -17,9 +18,12 @@ import pandas as pd
 import torch
 
 from cdtl.configfile import ConfigFileError, apply_override, check_range, check_type
+from cdtl.data.ids import interaction_matrix
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
 from cdtl.io import atomic_write
-from cdtl.train import TrainConfig
+from cdtl.models.batches import bpr_batches, rating_batches
+from cdtl.models.mf import MF
+from cdtl.train import TrainConfig, TrainResult, fit
 
 RANKING = re.compile(r"^(recall|ndcg|hit|mrr|precision)@(\d+)$")
 RANKING_CHOICES = "recall@K, ndcg@K, hit@K, mrr@K, precision@K"
@@ -29,6 +33,10 @@ PER_USER_FILE = "per_user.csv"
 
 class ConfigError(ConfigFileError):
     """An experiment configuration that cannot run; the message names the key and lists the valid choices."""
+
+
+class OutputError(ValueError):
+    """An output folder that cannot take a run's results, or would lose an earlier run's."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -79,6 +87,13 @@ def check_train(section: dict[str, Any], where: str) -> None:
         TrainConfig.from_dict(section)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from err
+
+
+def constructor_defaults(cls: type, *names: str) -> dict[str, Any]:
+    """The defaults of the named keyword arguments of ``cls``'s constructor: a config section's model keys
+    default to the model's own, so each default is written once, in the model."""
+    parameters = inspect.signature(cls).parameters
+    return {name: parameters[name].default for name in names}
 
 
 def ranking_cutoffs(metrics: Iterable[str]) -> list[int]:
@@ -154,6 +169,28 @@ def rating_scale(data: Any) -> tuple[float, float] | None:
         return None
     low, high = data.rating_scale
     return float(low), float(high)
+
+
+def train_mf(train: pd.DataFrame, n_users: int, n_items: int, config: TrainConfig, *, loss: str = "bpr",
+             dim: int = 64, reg: float = 0.0, batch_size: int = 1024, n_negatives: int = 1,
+             rating_scale: tuple[float, float] | None = None, exclude: Any = None,
+             validate: Callable[[Any], dict[str, float]] | None = None) -> tuple[MF, TrainResult]:
+    """One domain's MF on its (u, i[, rating]) training pairs: BPR (``loss="bpr"``) or squared error (``"mse"``).
+
+    BPR's negatives are items outside ``exclude`` (default: the user's training items);
+    ``validate`` (with ``config.monitor``) early-stops. The model is built from the global
+    generators as they stand: seed them first.
+    """
+    u, i = train["u"].to_numpy(), train["i"].to_numpy()
+    model = MF(n_users, n_items, dim, loss=loss, reg=reg, rating_scale=rating_scale,
+               global_mean=float(train["rating"].mean()) if loss == "mse" else 0.0)
+    if loss == "mse":
+        batches = rating_batches(u, i, train["rating"].to_numpy(np.float32), batch_size)
+    else:
+        exclude = interaction_matrix(u, i, n_users, n_items) if exclude is None else exclude
+        batches = bpr_batches(u, i, n_items, batch_size, exclude, n_negatives=n_negatives)
+    result = fit(model, batches, config, validate if config.monitor else None)
+    return model.cpu().eval(), result
 
 
 # --------------------------------------------------------------------------- item text vectors
@@ -249,13 +286,48 @@ def summary_of(result: Result | dict[str, Any]) -> dict[str, Any]:
     return result.summary if isinstance(result, Result) else result
 
 
+RESULT_FILES = (METRICS_FILE, PER_USER_FILE)
+
+
+def prepare_output(out_dir: str | os.PathLike | None, overwrite: bool = False) -> Path | None:
+    """The folder a run will write its results to, checked before any data is loaded or any model trained.
+
+    A path that is a file, or a folder that holds an earlier run (``metrics.json`` or
+    ``per_user.csv``), is refused unless ``overwrite``: a user's results are never replaced
+    without being asked.
+    """
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a folder: give a folder for {METRICS_FILE} and {PER_USER_FILE}")
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise OutputError(f"{out} holds an earlier run ({', '.join(earlier)}); choose another folder, or replace "
+                          "it with --overwrite (overwrite=True in Python)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {out}: {err.strerror or err}") from err
+    return out
+
+
 def write_results(out_dir: str | os.PathLike, summary: dict[str, Any], per_user: pd.DataFrame | None = None) -> Path:
-    """Write ``metrics.json`` (and ``per_user.csv`` when given) into ``out_dir``, each atomically."""
+    """Write ``metrics.json`` (and ``per_user.csv`` when given) into ``out_dir``, each atomically.
+
+    Both are serialised before anything on disk changes, so a value that cannot be written
+    leaves the folder as it was. The folder was checked by ``prepare_output``; a
+    ``per_user.csv`` of the run being replaced is removed when this run has none.
+    """
+    metrics_text = json.dumps(summary, indent=2, default=json_default)
+    per_user_text = None if per_user is None else per_user.to_csv(index=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / METRICS_FILE, json.dumps(summary, indent=2, default=json_default))
-    if per_user is not None:
-        atomic_write(out / PER_USER_FILE, lambda tmp: per_user.to_csv(tmp, index=False))
+    if per_user_text is not None:
+        atomic_write(out / PER_USER_FILE, per_user_text)
+    atomic_write(out / METRICS_FILE, metrics_text)
+    if per_user_text is None:
+        (out / PER_USER_FILE).unlink(missing_ok=True)
     return out
 
 

@@ -30,6 +30,7 @@ from cdtl.experiments.common import (
     check_ranking_metrics,
     item_vectors,
     merge_config,
+    prepare_output,
     rank_users,
     scored_once,
     size_text,
@@ -283,13 +284,16 @@ class _ByText:
         return self.model.score_text_users(self.text[users])
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Every model at every number of known target interactions, scored once on the test users.
 
     The result's ``models`` are the trained ones (``{(name, encoder): model}``) and its ``data`` the split.
+    ``out_dir`` must not hold an earlier run unless ``overwrite``.
     """
     started = time.perf_counter()
     cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
@@ -323,8 +327,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             kept.models, kept.data = dict(bench.trained_models), split
     summary = {"name": cfg["name"], "kind": "fewshot", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
-    if out_dir is not None:
-        write_results(out_dir, summary)
+    if out is not None:
+        write_results(out, summary)
     return Result(summary, kept.models, None, kept.data)
 
 

@@ -32,13 +32,14 @@ import pandas as pd
 import torch
 
 from cdtl.configfile import check_cutoffs
-from cdtl.evaluate import report, slice_users
+from cdtl.evaluate import format_interval, report, slice_users
 from cdtl.experiments.common import (
     ConfigError,
     Result,
     check_ranking_metrics,
     check_train,
     merge_config,
+    prepare_output,
     rank_users,
     summary_of,
     versions,
@@ -248,17 +249,21 @@ def per_user_table(fitted: Fitted) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Run the experiment end to end (``fit_all``, ``summarize``); write ``out_dir/metrics.json`` when given.
 
     ``data`` (a two-domain ``RecData``) replaces the config's dataset. The result's ``models``
-    are the base scorers and one fusion per mode.
+    are the base scorers and one fusion per mode. ``out_dir`` must not hold an earlier run unless
+    ``overwrite``.
     """
     started = time.perf_counter()
-    fitted = fit_all(resolve(config), data)
+    cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
+    fitted = fit_all(cfg, data)
     summary, per_user = summarize(fitted, started), per_user_table(fitted)
-    if out_dir is not None:
-        write_results(out_dir, summary, per_user)
+    if out is not None:
+        write_results(out, summary, per_user)
     return Result(summary, {**fitted.scorers, **fitted.fusions}, per_user, fitted.fd)
 
 
@@ -266,9 +271,7 @@ def table(results: dict[str, Any], metric: str = "ndcg@10") -> pd.DataFrame:
     """One row per system, one column per slice: ``metric`` with its 95 % interval, as text."""
     results, rows = summary_of(results), {}
     for name, by_slice in results["systems"].items():
-        rows[LABELS.get(name, name)] = {
-            s: f"{m[metric]['mean']:.4f} [{m[metric]['low']:.4f}, {m[metric]['high']:.4f}]"
-            for s, m in by_slice.items()}
+        rows[LABELS.get(name, name)] = {s: format_interval(m[metric]) for s, m in by_slice.items()}
     out = pd.DataFrame(rows).T[list(SLICES)]
     first = next(iter(results["systems"].values()))
     out.columns = [f"{s} (n={first[s][metric]['n']})" for s in SLICES]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cdtl.experiments.common import Popularity, rank_users
+from cdtl.experiments.common import Popularity, rank_users, train_mf
 from cdtl.experiments.fusion_data import FusionData
 from cdtl.models.fusion import Scorer, SoftmaxFusion, fusion_batches, gate_features, score_scales
 from cdtl.train import TrainConfig, TrainResult, fit, set_seed
@@ -16,14 +16,7 @@ from cdtl.train import TrainConfig, TrainResult, fit, set_seed
 
 def train_target_mf(cfg: dict[str, Any], fd: FusionData) -> tuple[Any, TrainResult]:
     """Target-domain BPR-MF on the base training part, early-stopped (if the config monitors) on warm validation users."""
-    from cdtl.models.batches import bpr_batches
-    from cdtl.models.mf import MF
-
     m, cd = cfg["mf"], fd.cd
-    train = cd.target_train
-    model = MF(cd.n_users, cd.n_target_items, m["dim"], loss="bpr", reg=m["reg"])
-    batches = bpr_batches(train["u"].to_numpy(), train["i"].to_numpy(), cd.n_target_items, m["batch_size"],
-                          fd.fit_exclude, n_negatives=m["n_negatives"])
     warm_fit = fd.fit[~fd.fit["u"].isin(fd.cold_fit_users)]
 
     def validate(model: Any) -> dict[str, float]:
@@ -31,9 +24,9 @@ def train_target_mf(cfg: dict[str, Any], fd: FusionData) -> tuple[Any, TrainResu
         res = rank_users(score_all, warm_fit, cfg["evaluate"]["metrics"], fd.fit_exclude, cfg["evaluate"]["batch_size"])
         return {k: float(v.mean()) for k, v in res.items() if k != "users"}
 
-    train_cfg = TrainConfig.from_dict({**m["train"], "seed": cfg["seed"]})
-    result = fit(model, batches, train_cfg, validate if train_cfg.monitor else None)
-    return model.cpu().eval(), result
+    config = TrainConfig.from_dict({**m["train"], "seed": cfg["seed"]})
+    return train_mf(cd.target_train, cd.n_users, cd.n_target_items, config, dim=m["dim"], reg=m["reg"],
+                    batch_size=m["batch_size"], n_negatives=m["n_negatives"], exclude=fd.fit_exclude, validate=validate)
 
 
 def text_user_vectors(fd: FusionData, item_emb: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,17 @@ import pandas as pd
 import torch
 
 from cdtl.configfile import check_cutoffs
-from cdtl.experiments.common import ConfigError, Result, check_train, merge_config, summary_of, versions, write_results
+from cdtl.evaluate import format_interval
+from cdtl.experiments.common import (
+    ConfigError,
+    Result,
+    check_train,
+    merge_config,
+    prepare_output,
+    summary_of,
+    versions,
+    write_results,
+)
 from cdtl.experiments.multitask_data import (
     MultiTaskData,
     evaluate_task,
@@ -43,6 +53,7 @@ from cdtl.experiments.multitask_data import (
     prepare,
     primary,
     relative_error,
+    task_scores,
     trivial_scorers,
 )
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, WEIGHTINGS, MultiTask, multitask_batches
@@ -198,14 +209,17 @@ def mean_gates(cfg: dict[str, Any], data: MultiTaskData, model: MultiTask, part:
 # --------------------------------------------------------------------------- the experiment
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Train and score every model of the config; return the ``Result`` (and write ``out_dir/metrics.json``).
 
     ``data`` (a two-domain ``RecData`` with ratings) replaces the config's dataset. The result's
     ``models`` are ``{name: Trained}``, its ``data`` the ``MultiTaskData`` they were scored on.
+    ``out_dir`` must not hold an earlier run unless ``overwrite``.
     """
     started = time.perf_counter()
     cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
     set_seed(cfg["seed"])
     data = prepare(cfg, data)
     tasks, ks = cfg["tasks"], cfg["evaluate"]["ks"]
@@ -213,7 +227,9 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
 
     trivial_val = {t: evaluate_task(cfg, data, t, "val", *trivial_scorers(data, t), per_user=True) for t in tasks}
     references = {t: trivial_val[t][primary(t, ks)[0]] for t in tasks}
-    scores: dict[str, dict[str, Any]] = {"trivial": _score(cfg, data, tasks, {t: trivial_scorers(data, t) for t in tasks})}
+    per_user: list[pd.DataFrame] = []
+    trivial = {t: trivial_scorers(data, t) for t in tasks}
+    scores: dict[str, dict[str, Any]] = {"trivial": _score(cfg, data, tasks, trivial, per_user, "trivial")}
     scores["trivial"]["val"] = trivial_val
     trained: dict[str, Trained] = {}
     for spec in tqdm(cfg["models"], desc="models", leave=False, disable=not enabled()):
@@ -225,7 +241,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             models.update({t: model for t in group})
             fits.append(result)
         trained[spec["name"]] = Trained(spec, models, fits, time.perf_counter() - began)
-        row = _score(cfg, data, tasks, {t: model_scorers(models[t], t) for t in tasks})
+        row = _score(cfg, data, tasks, {t: model_scorers(models[t], t) for t in tasks}, per_user, spec["name"])
         best = [r.history[r.best_epoch] if r.best_epoch is not None else r.history[-1] for r in fits]
         row["val"] = {k: v for b in best for k, v in b.items() if k not in ("epoch", "train_loss", "lr", "seconds")}
         row.update(arch=spec["arch"], weighting=spec["weighting"],
@@ -241,29 +257,34 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
 
     summary = {
         "name": cfg["name"], "kind": "multitask", "config": cfg, "seed": cfg["seed"], "counts": data.counts(),
-        "references": references, "models": scores, "targets": targets(scores, tasks, ks),
+        "references": references, "models": scores, "versus_single": versus_single(scores, tasks, ks),
         "versions": versions(), "wall_seconds": time.perf_counter() - started,
     }
-    if out_dir is not None:
-        write_results(out_dir, summary)
-    return Result(summary, dict(trained), None, data)
+    columns = ["model", "part", "task", "user"]
+    table = pd.concat(per_user, ignore_index=True)
+    table = table[columns + [c for c in table.columns if c not in columns]]
+    if out is not None:
+        write_results(out, summary, table)
+    return Result(summary, dict(trained), table, data)
 
 
-def _score(cfg, data, tasks, scorers) -> dict[str, Any]:
-    """Test metrics (cold users for target tasks) and warm-user metrics, per task."""
+def _score(cfg, data, tasks, scorers, per_user: list[pd.DataFrame], name: str) -> dict[str, Any]:
+    """Test metrics (cold users for target tasks) and warm-user metrics, per task; per-user rows go to ``per_user``."""
     out: dict[str, Any] = {"test": {}, "warm": {}}
     for t in tasks:
-        out["test"][t] = evaluate_task(cfg, data, t, "test", *scorers[t])
-        warm = evaluate_task(cfg, data, t, "warm", *scorers[t]) if KNOWN_TASKS[t].domain == 1 else {}
-        if warm:
-            out["warm"][t] = warm
+        for part in ("test", "warm") if KNOWN_TASKS[t].domain == 1 else ("test",):
+            summary, table = task_scores(cfg, data, t, part, *scorers[t])
+            if summary or part == "test":
+                out[part][t] = summary
+            if table is not None:
+                per_user.append(table.assign(model=name, part=part, task=t))
     return out
 
 
-def targets(scores: dict[str, Any], tasks: list[str], ks: list[int]) -> dict[str, Any]:
-    """Issue 6's target per multi-task model, against ``single``.
+def versus_single(scores: dict[str, Any], tasks: list[str], ks: list[int]) -> dict[str, Any]:
+    """Whether each multi-task model pays off against ``single``, the single-task models.
 
-    The headline target-domain metric (the first target-domain task's metric on the test
+    It does (``met``) when the headline target-domain metric (the first target-domain task's metric on the test
     cold users: target rating RMSE in the shipped configs) must improve on the single-task
     model while the source task does not lose more than 1 % (RMSE up by at most 1 %, or
     NDCG down by at most 1 %). Changes are relative, (model - single) / single.
@@ -318,11 +339,11 @@ def table(results: dict[str, Any]) -> pd.DataFrame:
 def _cell(m: dict[str, float] | None) -> str:
     if not m:
         return "-"
-    return f"{m['mean']:.4f} [{m['low']:.4f}, {m['high']:.4f}]" if "low" in m else f"{m['mean']:.4f}"
+    return format_interval(m)
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: per model, each task's test metric with its 95 % interval, and the target check."""
+    """A plain-text table: per model, each task's test metric with its 95 % interval, and whether it beats single-task."""
     results = summary_of(results)
     cols = headline(results)
     lines = [f"{results['name']}  (seed {results['seed']}, {results['wall_seconds']:.0f} s); "
@@ -331,12 +352,12 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(header)
     for name, row in results["models"].items():
         lines.append(f"{name:<22}" + "".join(f"{_cell(row[p].get(t, {}).get(m)):>34}" for p, t, m in cols))
-    for name, entry in results["targets"].items():
+    for name, entry in results["versus_single"].items():
         changes = ", ".join(f"{k.removesuffix('_change')} {v:+.2%}" for k, v in entry.items() if k.endswith("_change"))
-        lines.append(f"target ({name} vs single): {changes}; {entry['headline']} improves with the source "
+        lines.append(f"{name} vs single: {changes}; {entry['headline']} improves with the source "
                      f"within 1 %: {entry['met']}; every target metric: {entry['met_all_target_metrics']}")
     return "\n".join(lines)
 
 
 __all__ = ["DEFAULTS", "MultiTaskData", "Trained", "evaluate_task", "format_table",
-           "mean_gates", "prepare", "primary", "relative_error", "resolve", "run", "size", "table", "targets"]
+           "mean_gates", "prepare", "primary", "relative_error", "resolve", "run", "size", "table", "versus_single"]

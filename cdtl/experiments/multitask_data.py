@@ -95,23 +95,47 @@ def evaluate_task(cfg: dict[str, Any], data: MultiTaskData, task: str, part: str
                   per_user: bool = False) -> dict[str, Any]:
     """One task's metrics on a held-out part ("val", "test", "warm"), from ``predict(u, i)`` or ``score_all(u)``.
 
-    Rating tasks: ``{rmse, mae}``; click tasks: ``{ndcg@k, recall@k}`` as per-user arrays
-    (``per_user=True``) or summarised with 95 % bootstrap intervals.
+    Rating tasks: ``{rmse, mae}``; click tasks: ``{ndcg@k, recall@k}``, as means over the part
+    (``per_user=True``, for validation) or with 95 % bootstrap intervals.
     """
+    if per_user:
+        values = task_values(cfg, data, task, part, predict, score_all)
+        return {} if values is None else values[0]
+    return task_scores(cfg, data, task, part, predict, score_all)[0]
+
+
+def task_values(cfg: dict[str, Any], data: MultiTaskData, task: str, part: str, predict=None,
+                score_all=None) -> tuple[dict[str, float], Any, pd.DataFrame] | None:
+    """(the metrics' means, the raw evaluation, one row per user) of a task on a held-out part; None when it is empty."""
     spec = KNOWN_TASKS[task]
     frame = data.held[part].get(spec.domain)
     if frame is None or len(frame) == 0:
-        return {}
-    boot, seed = cfg["evaluate"]["bootstrap"], cfg["seed"]
+        return None
     if spec.kind == "rating":
         res = rate_pairs(predict, frame, cfg["evaluate"]["threshold"])
-        if per_user:
-            return {"rmse": res["rmse"], "mae": res["mae"]}
-        return rating_report(res, ("rmse", "mae"), boot, seed)
+        who = res["per_user"]
+        table = pd.DataFrame({"u": who["users"], "rmse": np.sqrt(who["sq_error"]), "mae": who["abs_error"]})
+        return {"rmse": res["rmse"], "mae": res["mae"]}, res, table
     metrics = [f"{m}@{k}" for k in cfg["evaluate"]["ks"] for m in ("ndcg", "recall")]
     values = rank_users(score_all, frame, metrics, data.train_csr[spec.domain], batch_size=256)
-    values.pop("users")
-    return {k: float(v.mean()) for k, v in values.items()} if per_user else report(values, boot, seed)
+    table = pd.DataFrame({"u": values.pop("users"), **values})
+    return {k: float(v.mean()) for k, v in values.items()}, values, table
+
+
+def task_scores(cfg: dict[str, Any], data: MultiTaskData, task: str, part: str, predict=None,
+                score_all=None) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """A task's metrics on a held-out part with 95 % bootstrap intervals, and its per-user table (user ids decoded)."""
+    found = task_values(cfg, data, task, part, predict, score_all)
+    if found is None:
+        return {}, None
+    _, raw, table = found
+    boot, seed = cfg["evaluate"]["bootstrap"], cfg["seed"]
+    if KNOWN_TASKS[task].kind == "rating":
+        summary = rating_report(raw, ("rmse", "mae"), boot, seed)
+    else:
+        summary = report(raw, boot, seed)
+    table.insert(0, "user", data.cd.users.decode(table.pop("u").to_numpy()))
+    return summary, table
 
 
 def model_scorers(model: MultiTask, task: str):

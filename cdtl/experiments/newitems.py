@@ -28,6 +28,7 @@ from cdtl.experiments.common import (
     check_ranking_metrics,
     item_vectors,
     merge_config,
+    prepare_output,
     scored_once,
     size_text,
     summary_of,
@@ -140,15 +141,17 @@ def encoders_of(cfg: dict[str, Any], name: str) -> list[str | None]:
 
 
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
-        vectors: dict[str, Any] | None = None) -> Result:
+        vectors: dict[str, Any] | None = None, overwrite: bool = False) -> Result:
     """Train every model at every new-item ratio and seed; score each cell of the 2x2 on the test users once.
 
     ``vectors`` (``{"frozen": (n_items, D)}``, rows of the data's item table) replaces the
     frozen encoding, e.g. to share one encoding between comparisons. The result's ``models``
     (``{(name, encoder): Built}``) and ``data`` (the split) are the first seed's and ratio's.
+    ``out_dir`` must not hold an earlier run unless ``overwrite``.
     """
     started = time.perf_counter()
     cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = prepare_data(cfg, data)
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
@@ -207,8 +210,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     summary = {"name": cfg["name"], "kind": "newitems", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
     table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None
-    if out_dir is not None:
-        write_results(out_dir, summary, table_per_user)
+    if out is not None:
+        write_results(out, summary, table_per_user)
     return Result(summary, kept.models, table_per_user, kept.data)
 
 

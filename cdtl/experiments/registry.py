@@ -24,6 +24,7 @@ KINDS = {
     "multitask": "cdtl.experiments.multitask",
     "newitems": "cdtl.experiments.newitems",
     "fewshot": "cdtl.experiments.fewshot",
+    "finetune": "cdtl.experiments.finetune",
 }
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the course's experiments (``configs/`` in the repo)
 DATASET_TAGS = {"movielens-100k": "ml100k", "movielens-1m": "ml1m"}
@@ -48,17 +49,20 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     return module_for(config).resolve(config)
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Run the experiment ``config`` describes (on ``data``, a ``RecData``, instead of its dataset when given).
 
-    Returns a ``Result``; with ``out_dir`` its summary is also written to ``out_dir/metrics.json``.
-    Under ``torchrun`` only the kinds of ``DISTRIBUTED_KINDS`` run; the others are refused.
+    Returns a ``Result``; with ``out_dir`` its summary is also written to ``out_dir/metrics.json``
+    (and the per-user table to ``per_user.csv``). A folder that holds an earlier run is refused,
+    before any work, unless ``overwrite``. Under ``torchrun`` only the kinds of
+    ``DISTRIBUTED_KINDS`` run; the others are refused.
     """
     kind = kind_of(config)
     if distributed.launched() and kind not in DISTRIBUTED_KINDS:
         raise ConfigError(f"kind {kind!r} runs in one process; under torchrun only {', '.join(DISTRIBUTED_KINDS)} "
                           "experiments train with DDP: run it without torchrun")
-    return module_for(config).run(config, out_dir, data=data)
+    return module_for(config).run(config, out_dir, data=data, overwrite=overwrite)
 
 
 def format_table(summary: dict[str, Any] | Result) -> str:

@@ -30,6 +30,7 @@ from cdtl.experiments.common import (
     Result,
     check_train,
     merge_config,
+    prepare_output,
     rank_users,
     rate_pairs,
     rating_scale,
@@ -39,6 +40,7 @@ from cdtl.experiments.common import (
 from cdtl.fingerprint import run_fingerprint
 from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
 from cdtl.models.mf import LOSSES, MF
+from cdtl.models.transfer import MeanUser
 from cdtl.train import TrainConfig, choose_device, fit, set_seed
 from cdtl.train.config import defaults as train_defaults
 
@@ -49,14 +51,17 @@ DEFAULTS: dict[str, Any] = {
     "dataset": {"name": "movielens-100k", "domains": None, "domain": None},
     "protocol": {"name": "per_user", "fractions": [0.8, 0.1, 0.1], "test": 0.1, "val": 0.1,
                  "source": None, "target": None, "cold_ratio": 0.2},
+    # unseen_users: who scores a user MF never saw in training, "popularity" (the declared fallback)
+    # or "mean_user" (MF's own guess: the mean warm user, cdtl.models.transfer.MeanUser)
     "model": {"name": "mf", "loss": "bpr", "dim": 64, "dropout": 0.0, "reg": 0.0, "init_std": 0.01,
-              "n_negatives": None, "sampler": "uniform", "sparse": False},
+              "n_negatives": None, "sampler": "uniform", "sparse": False, "unseen_users": "popularity"},
     "batches": {"batch_size": 2048},
     "train": train_defaults(),
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "threshold": 4.0},
 }
 PROTOCOLS = ("per_user", "random", "cold_start")
 MODELS = ("mf", "popularity")
+UNSEEN_USERS = ("popularity", "mean_user")
 RATING_METRICS = ("mae", "rmse", "like_precision", "like_recall", "like_f1")
 
 
@@ -70,6 +75,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"unknown model {model['name']!r}; valid choices: {', '.join(MODELS)}")
     if model["name"] == "mf" and model["loss"] not in LOSSES:
         raise ConfigError(f"unknown model.loss {model['loss']!r}; valid choices: {', '.join(LOSSES)}")
+    if model["unseen_users"] not in UNSEEN_USERS:
+        raise ConfigError(f"unknown model.unseen_users {model['unseen_users']!r}; valid choices: {', '.join(UNSEEN_USERS)}")
     for metric in cfg["evaluate"]["metrics"]:
         if not (RANKING.match(metric) or metric in RATING_METRICS):
             raise ConfigError(f"unknown metric {metric!r}; valid choices: {RANKING_CHOICES}, {', '.join(RATING_METRICS)}")
@@ -153,14 +160,17 @@ def _batches(cfg: dict[str, Any], prep: Prepared, train_csr: Any):
     return softmax_batches(u, i, len(prep.items), size, n_negatives=n_neg, sampler=model["sampler"])
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Train and test the model; return the ``Result`` (and write ``out_dir/metrics.json`` when given).
 
-    ``data`` (a ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the config's dataset.
+    ``data`` (a ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the config's dataset;
+    ``out_dir`` must not hold an earlier run unless ``overwrite``.
     """
     config = {k: v for k, v in config.items() if k != "kind"}
     started = time.perf_counter()
     cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
     set_seed(cfg["seed"])
     prep = prepare(cfg, data)
     n_users, n_items = len(prep.users), len(prep.items)
@@ -187,11 +197,18 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                    rating_scale=prep.rating_scale if m["loss"] == "mse" else None)
         device = choose_device(train_cfg.device)
         unseen = torch.from_numpy(np.diff(train_csr.indptr) == 0)  # users with no training interaction
+        warm = np.flatnonzero(~unseen.numpy())
 
         def scorer(u: torch.Tensor) -> torch.Tensor:
-            """MF scores; a user MF never saw in training falls back to popularity (the declared fallback)."""
+            """MF scores; a user MF never saw in training gets popularity or the mean warm user (model.unseen_users)."""
             scores = model.score_all(u.to(device)).float().cpu()
-            return torch.where(unseen[u].unsqueeze(1), popularity.counts.expand_as(scores), scores)
+            lacking = unseen[u]
+            if not lacking.any():
+                return scores
+            if m["unseen_users"] == "popularity":
+                return torch.where(lacking.unsqueeze(1), popularity.counts.expand_as(scores), scores)
+            scores[lacking] = MeanUser(model, warm).score_all(u[lacking]).float().cpu()  # from the current weights
+            return scores
 
         def validate(_: torch.nn.Module) -> dict[str, float]:
             if rating:
@@ -230,8 +247,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         "device": str(choose_device(train_cfg.device)),
         "wall_seconds": time.perf_counter() - started,
     }
-    if out_dir is not None and distributed.is_main():  # under torchrun, rank 0 writes metrics.json once
-        write_results(out_dir, summary)
+    if out is not None and distributed.is_main():  # under torchrun, rank 0 writes metrics.json once
+        write_results(out, summary)
     return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, data=prep)
 
 

@@ -24,8 +24,10 @@ from cdtl.experiments.common import (
     Result,
     check_choices,
     check_ranking_metrics,
+    constructor_defaults,
     item_vectors,
     merge_config,
+    prepare_output,
     rating_scale,
     summary_of,
     tuning_for,
@@ -44,14 +46,15 @@ from cdtl.experiments.transfer_models import (
     train_domain_mf,
 )
 from cdtl.models.mf import MF
+from cdtl.models.transfer import CMF, EMCDR, PTUPCDR
 
 TASKS = ("ranking", "rating")  # ranking: BPR-trained models, Recall/NDCG; rating: MSE-trained models, MAE/RMSE
 RATING_METRICS = ("mae", "rmse")
 
 _MF = {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1}
-# ranking_loss: how a bridge trained for ranking learns, "bpr" (pairs) or "softmax" (one class among all items)
-_BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "hidden": 128, "weight_decay": 0.0,
-           "ranking_loss": "bpr"}
+# how a bridge trains; ranking_loss: how a bridge trained for ranking learns, "bpr" (pairs) or "softmax"
+# (one class among all items). A model's own hyper-parameters default to its constructor's.
+_BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0, "ranking_loss": "bpr"}
 DEFAULTS: dict[str, Any] = {
     "kind": "transfer",
     "name": "transfer",
@@ -62,11 +65,12 @@ DEFAULTS: dict[str, Any] = {
     "models": list(MODELS),
     "tasks": list(TASKS),
     "mf": {"ranking": dict(_MF), "rating": {**_MF, "lr": 0.002, "reg": 0.05}},  # per-domain MF of each task
-    "mapping": {**_BRIDGE, "lr": 0.005, "epochs": 100, "patience": 5, "batch_size": 256},  # EMCDR
+    "mapping": {**_BRIDGE, **constructor_defaults(EMCDR, "hidden"), "lr": 0.005, "epochs": 100, "patience": 5,
+                "batch_size": 256},  # EMCDR
     # bridges trained for ranking use the full softmax (better than BPR on validation users, chapter 04)
-    "ptupcdr": {**_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5,
+    "ptupcdr": {**_BRIDGE, **constructor_defaults(PTUPCDR, "hidden"), "lr": 0.003, "rating_lr": 0.001, "patience": 5,
                 "ranking_loss": "softmax", "max_history": 50},
-    "cmf": {**_MF, "alpha": 0.5, "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
+    "cmf": {**_MF, **constructor_defaults(CMF, "alpha"), "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
     # model (null: the packaged MiniLM), its text length, and encoder: frozen, or tuned on each split's training
     # histories of both domains with the ``tuning`` settings (cdtl.models.tuned_encoder)
     "lm": {**_BRIDGE, **LM_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
@@ -164,16 +168,19 @@ def validation_means(scorer: FallbackScorer, cd: CrossDomainData, task: str, cfg
     return {m: float(out["result"][m]) for m in RATING_METRICS}
 
 
-def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None) -> Result:
+def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
+        overwrite: bool = False) -> Result:
     """Run every model at every cold ratio and seed; return the ``Result`` (and write metrics.json, per_user.csv).
 
     ``data`` (a two-domain ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the
     config's dataset: your own data through the same protocol and models. The result's
     ``models`` (``{(task, name): FallbackScorer}``) and ``data`` (the encoded split) are
-    those of the first seed and cold ratio, to look inside them.
+    those of the first seed and cold ratio, to look inside them. ``out_dir`` must not hold an
+    earlier run unless ``overwrite``.
     """
     started = time.perf_counter()
     cfg = resolve(config)
+    out = prepare_output(out_dir, overwrite)
     proto = cfg["protocol"]
     if any(m in cfg["models"] for m in TEXT_MODELS):
         check_loadable(cfg["lm"]["model"], "lm.model")  # an unknown or unreachable model fails before any data
@@ -233,8 +240,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         "wall_seconds": time.perf_counter() - started,
     }
     table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None
-    if out_dir is not None:
-        write_results(out_dir, summary, table_per_user)
+    if out is not None:
+        write_results(out, summary, table_per_user)
     return Result(summary, kept.models, table_per_user, kept.data)
 
 
@@ -291,8 +298,8 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
         text = item_text_vectors(cfg, cd.split.data.items, cd.split.train, seed)[0]
     source_mf = None
     if name in SOURCE_MF_MODELS:
-        source_mf = train_domain_mf(cd.source_train, cd.n_users, cd.n_source_items, task, cfg["mf"][task], seed,
-                                    rating_scale(cd) if task == "rating" else None)
+        source_mf = train_domain_mf(cd.source_train, cd.n_users, cd.n_source_items, task, cfg["mf"][task],
+                                    seed, rating_scale(cd) if task == "rating" else None)
     return TransferTrainer(cd, task, cfg, seed, source_mf, text).build(name)
 
 

@@ -11,7 +11,14 @@ import torch
 
 from cdtl.data.crossdomain import CrossDomainData
 from cdtl.data.ids import interaction_matrix
-from cdtl.experiments.common import ConfigError, Popularity, rank_users, rate_pairs, rating_scale
+from cdtl.experiments.common import (
+    ConfigError,
+    Popularity,
+    rank_users,
+    rate_pairs,
+    rating_scale,
+    train_mf,
+)
 from cdtl.models.batches import bpr_batches, group_by_user, rating_batches, softmax_batches
 from cdtl.models.mf import MF
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser, PTUPCDRText, domain_batches, user_batches
@@ -60,15 +67,12 @@ def interaction_batches(frame: pd.DataFrame, n_items: int, task: str, batch_size
 
 def train_domain_mf(frame: pd.DataFrame, n_users: int, n_items: int, task: str, section: dict[str, Any], seed: int,
                     scale: tuple[float, float] | None) -> MF:
-    """One domain's MF (BPR for ranking, squared error for rating), a fixed number of epochs."""
+    """One domain's MF (BPR for ranking, squared error for rating), a fixed number of epochs, from ``seed``."""
     set_seed(seed)
-    loss = "bpr" if task == "ranking" else "mse"
-    model = MF(n_users, n_items, int(section["dim"]), loss=loss, reg=float(section["reg"]),
-               global_mean=float(frame["rating"].mean()) if loss == "mse" else 0.0, rating_scale=scale)
-    batches = interaction_batches(frame, n_items, task, int(section["batch_size"]), int(section["n_negatives"]),
-                                  n_users)
-    fit(model, batches, train_config(section, seed))
-    return model.cpu()
+    model, _ = train_mf(frame, n_users, n_items, train_config(section, seed), loss="bpr" if task == "ranking" else "mse",
+                        dim=int(section["dim"]), reg=float(section["reg"]), batch_size=int(section["batch_size"]),
+                        n_negatives=int(section["n_negatives"]), rating_scale=scale)
+    return model
 
 
 def source_user_text(cd: CrossDomainData, text: torch.Tensor) -> torch.Tensor:
@@ -219,8 +223,7 @@ class TransferTrainer:
         mode = "min" if self.task == "rating" else "max"
         if self.task == "rating" and "rating_lr" in section:
             section = {**section, "lr": section["rating_lr"]}
-        fit(model, batches, train_config(section, self.seed, monitor_metric(self.cfg, self.task), mode),
-            self.validator())
+        fit(model, batches, train_config(section, self.seed, monitor_metric(self.cfg, self.task), mode), self.validator())
         return model.cpu()
 
     def loss(self, section: dict[str, Any]) -> str:
@@ -248,6 +251,8 @@ class TransferTrainer:
         Every model starts from the seed itself, set after the shared target MF exists, so its
         numbers do not depend on which models were built before it in the same cell.
         """
+        if name not in MODELS:
+            raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
         cfg, cd = self.cfg, self.cd
         if self.task == "rating" or name in TARGET_MF_MODELS:
             _ = self.target_mf  # trained once, from the seed alone, before this model draws anything
@@ -258,7 +263,7 @@ class TransferTrainer:
             return FallbackScorer(MeanUser(self.target_mf, cd.warm, rating_scale=self.scale), self.has_source)
         if name in ("emcdr_linear", "emcdr_mlp"):
             model = EMCDR(self.source_mf, self.target_mf, mapping=name.split("_")[1],
-                          hidden=int(cfg["mapping"]["hidden"]), rating_scale=self.scale)
+                          hidden=cfg["mapping"]["hidden"], rating_scale=self.scale)
             warm = cd.warm[self.has_source[cd.warm]]
             batches = user_batches(warm, int(cfg["mapping"]["batch_size"]))
             return self.with_fallback(self.fit_bridge(model, cfg["mapping"], batches))
@@ -276,15 +281,13 @@ class TransferTrainer:
         if name == "ptupcdr_lm":
             both = PTUPCDRText(self.ptupcdr(), self.lm_bridge(self.loss(cfg["ptupcdr"])))
             return self.with_fallback(self.fit_bridge(both, cfg["ptupcdr"]))
-        if name == "cmf":
-            return self.with_fallback(self.cmf())
-        raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+        return self.with_fallback(self.cmf())
 
     def cmf(self) -> CMF:
         c, cd, task = self.cfg["cmf"], self.cd, self.task
         rating = task == "rating"
         model = CMF(cd.n_users, cd.n_source_items, cd.n_target_items, int(c["dim"]), loss="mse" if rating else "bpr",
-                    alpha=float(c["alpha"]), reg=float(c["rating_reg"] if rating else c["reg"]),
+                    alpha=c["alpha"], reg=float(c["rating_reg"] if rating else c["reg"]),
                     source_mean=float(cd.source_train["rating"].mean()) if rating else 0.0,
                     target_mean=float(cd.target_train["rating"].mean()) if rating else 0.0, rating_scale=self.scale)
         size, negatives = int(c["batch_size"]), int(c["n_negatives"])
