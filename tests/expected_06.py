@@ -69,7 +69,7 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
     },
 }
 
-# The targets: per-user fusion beats every single scorer and the uniform average on all
+# What the chapter claims: per-user fusion beats every single scorer and the uniform average on all
 # target users, and is no worse than the best single scorer (popularity) on cold users.
 RELATIONS = [
     ("fusion_user_ndcg10", ">", "mf_ndcg10"),
