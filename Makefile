@@ -16,11 +16,16 @@ TIMINGS := $(BIN)/python book/cdtl_book/timings.py
 # datasets are cached inside the repository unless the caller points elsewhere
 export CDTL_DATA_DIR ?= $(CURDIR)/data/cache
 
-.PHONY: help install mathjax browser test test-gpu book timings clean-book clean
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+CPU_TIERS := not full and not gpu
+FAST_TIER := not notebooks and not slow and not full and not gpu
+
+.PHONY: help install mathjax browser test test-fast test-gpu book timings clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
 	@echo "               then the book built from those executions (-W) and every page checked in headless Chromium"
+	@echo "make test-fast the fast unit tests alone (no chapter, nothing slow): well under a minute"
 	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
 	@echo "               CDTL_PROFILE=smoke|full chooses)"
 	@echo "make test-gpu  on a CUDA machine: every chapter under nbval in the full profile, then the full-profile ranges"
@@ -54,7 +59,11 @@ browser:
 # (tests/nbval_cache.py), the book is built from that cache with warnings as errors and checked
 # in Chromium (tests/test_rendered.py), and the recorded results are checked against their ranges.
 test: $(STAMP) mathjax browser
-	CDTL_PROFILE=smoke $(BIN)/python -m pytest chapters tests --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider $(PYTEST_ARGS)
+	CDTL_PROFILE=smoke $(PYTEST) chapters tests --nbval-lax --nbval-cell-timeout=1800 -m "$(CPU_TIERS)" $(PYTEST_ARGS)
+
+# The fast tier while developing: unit tests that are neither slow nor a chapter
+test-fast: $(STAMP)
+	CDTL_PROFILE=smoke $(PYTEST) tests -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 # The full profile on a CUDA machine (the GPU runner): the same chapters and recorded-results checks
 test-gpu: $(STAMP)

@@ -1,4 +1,4 @@
-"""Test session settings shared by unit tests and notebook runs: smoke profile, data cache, recorded results."""
+"""Test session settings shared by unit tests and notebook runs: smoke profile, data cache, recorded results, tiers."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Start every session with no recorded results, so a chapter test never reads stale numbers."""
     shutil.rmtree(RECORD_DIR, ignore_errors=True)
     RECORD_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every chapter cell ``notebooks``, and skip ``gpu`` tests where there is no CUDA device."""
+    cuda = None
+    for item in items:
+        if Path(str(item.fspath)).suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+        if item.get_closest_marker("gpu") is not None:
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -6,8 +6,8 @@
     python benchmarks/bench_mf.py --profile mf_bpr_ml100k   # where an epoch's time goes
 
 Each variant runs in its own process so that its peak resident memory is its own. The
-full-ranking evaluation of every user is timed separately (the issue's target: all 6,040
-users of MovieLens 1M in under 2 s).
+full-ranking evaluation of every user is timed separately (the goal: all 6,040 users of
+MovieLens 1M in under 2 s).
 """
 
 from __future__ import annotations

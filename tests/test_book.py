@@ -61,6 +61,7 @@ def _jupyter_book() -> str:
     return jb
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_the_build(tmp_path):
     """The book's execution settings turn a cell error into a build error, not a silent traceback."""
     book = tmp_path / "book"

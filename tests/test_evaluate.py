@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -85,7 +84,9 @@ def test_evaluate_ranking_rejects_bad_input():
         evaluate_ranking(_score_all, np.array([1, 4, 9]), RELEVANT, TRAIN)
 
 
-def test_full_ranking_at_movielens_1m_size_is_fast():
+@pytest.mark.slow
+def test_full_ranking_at_movielens_1m_size_covers_every_user():
+    """Full ranking at MovieLens 1M's size gives every user a value (its speed: benchmarks/bench_mf.py)."""
     gen = torch.Generator().manual_seed(0)
     n_users, n_items = 6040, 3706
     users_emb, items_emb = torch.randn(n_users, 64, generator=gen), torch.randn(n_items, 64, generator=gen)
@@ -93,11 +94,9 @@ def test_full_ranking_at_movielens_1m_size_is_fast():
     train = interaction_matrix(rng.integers(0, n_users, 800_000), rng.integers(0, n_items, 800_000), n_users, n_items)
     users = np.arange(n_users)
     relevant = [rng.integers(0, n_items, 10) for _ in users]
-    start = time.perf_counter()
     out = evaluate_ranking(lambda u: users_emb[u] @ items_emb.T, users, relevant, train, ks=(10, 20))
-    elapsed = time.perf_counter() - start
-    assert out["ndcg@10"].shape == (n_users,)
-    assert elapsed < 5.0, f"full ranking took {elapsed:.2f} s (about 0.2 s on a 2-core CPU)"
+    assert out["ndcg@10"].shape == (n_users,) and np.isfinite(out["ndcg@10"]).all()
+    assert ((out["ndcg@10"] >= 0) & (out["ndcg@10"] <= 1)).all()
 
 
 # --------------------------------------------------------------------------- ratings
