@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from cdtl.cli import main
 
 
@@ -37,6 +39,7 @@ def test_unknown_dataset_is_one_clear_line(capsys):
     assert err.startswith("cdtl: error: unknown dataset 'movielens-7m'") and "movielens-1m" in err
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "cdtl.cli", "data", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "movielens-1m" in result.stdout

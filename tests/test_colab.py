@@ -19,6 +19,8 @@ import cdtl
 import cdtl.nb
 from notebooks import ROOT, toc_files
 
+pytestmark = pytest.mark.notebooks  # checks what the chapters printed when nbval executed them
+
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 CHAPTERS = toc_files()
 REPO = CONFIG["repository"]["url"]

@@ -16,6 +16,8 @@ from cdtl.cli import main as cdtl_main
 from cdtl.models.mf import MF
 from cdtl.train import TrainConfig, fit
 
+pytestmark = pytest.mark.slow  # torchrun subprocesses on every test
+
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = Path(__file__).with_name("distributed_jobs.py")
 

@@ -58,6 +58,7 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # -- the default model ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_default_model_gives_normalised_vectors_where_similar_titles_are_near(encoder: TextEncoder) -> None:
     vectors = encoder.encode(["Toy Story (1995)", "Toy Story 2 (1999)", "Schindler's List (1993)"])
     assert vectors.shape == (3, 384) and vectors.dtype == torch.float32 and vectors.device.type == "cpu"

@@ -47,6 +47,7 @@ def test_bad_configs_fail_before_any_training(change, message):
     assert message in str(err.value)
 
 
+@pytest.mark.slow
 def test_rating_metrics_on_implicit_data_are_refused():
     config = dict(TINY, dataset={"name": "amazon-food-kitchen"}, model={"name": "mf", "loss": "mse"},
                   protocol={"name": "random"}, evaluate={"metrics": ["rmse"]})
@@ -62,6 +63,7 @@ def test_rating_metrics_on_implicit_data_are_refused():
         pytest.fail("rmse on implicit data should be refused")
 
 
+@pytest.mark.slow
 def test_run_writes_complete_metrics_and_repeats_with_the_same_seed(tmp_path):
     first = run(TINY, tmp_path / "a")
     second = run(TINY, tmp_path / "b")
@@ -76,12 +78,14 @@ def test_run_writes_complete_metrics_and_repeats_with_the_same_seed(tmp_path):
     assert "ndcg@10" in format_table(first)
 
 
+@pytest.mark.slow
 def test_bpr_beats_popularity_on_ml100k_after_a_little_training(tmp_path):
     pop = run(dict(TINY, model={"name": "popularity"}))
     bpr = run(dict(TINY, train={"epochs": 12, "lr": 0.01, "progress": False}))
     assert bpr["metrics"]["ndcg@10"]["mean"] > pop["metrics"]["ndcg@10"]["mean"]
 
 
+@pytest.mark.slow
 def test_cold_start_users_fall_back_to_popularity():
     base = {"dataset": {"name": "movielens-100k", "domains": "genre"},
             "protocol": {"name": "cold_start", "source": "action", "target": "comedy", "cold_ratio": 0.2},
@@ -92,6 +96,7 @@ def test_cold_start_users_fall_back_to_popularity():
     assert mf["metrics"]["ndcg@10"]["mean"] == pytest.approx(pop["metrics"]["ndcg@10"]["mean"])
 
 
+@pytest.mark.slow
 def test_cli_run_with_overrides(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(TINY))
@@ -107,6 +112,7 @@ def test_every_shipped_config_resolves(path):
     resolve(load_config(path))
 
 
+@pytest.mark.slow
 def test_explicit_mf_reports_rating_errors_with_intervals_that_contain_them():
     config = {"dataset": {"name": "movielens-100k"}, "protocol": {"name": "random", "test": 0.1, "val": 0.05},
               "model": {"name": "mf", "loss": "mse", "dim": 16, "reg": 0.05},

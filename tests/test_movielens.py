@@ -104,6 +104,7 @@ def test_missing_column_names_the_file(ml100k_both):
     "name, users, rated_items, catalogue, ratings",
     [("movielens-100k", 943, 1682, 1682, 100_000), ("movielens-1m", 6040, 3706, 3883, 1_000_209)],
 )
+@pytest.mark.slow
 def test_real_movielens_has_the_published_counts(name, users, rated_items, catalogue, ratings):
     data = load_movielens(name)
     inter = data.interactions

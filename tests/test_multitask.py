@@ -53,6 +53,7 @@ def _batch(task_ids, users=None, items=None, labels=None) -> dict[str, torch.Ten
 # --------------------------------------------------------------------------- learning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_each_architecture_learns_two_related_tasks(arch):
     data = _related()
@@ -65,6 +66,7 @@ def test_each_architecture_learns_two_related_tasks(arch):
         assert rmse < 0.5 * trivial, f"{arch} {task}: rmse {rmse:.3f} vs the mean's {trivial:.3f}"
 
 
+@pytest.mark.slow
 def test_a_shared_user_transfers_to_a_domain_it_never_saw_there():
     """Users 0-9 have no target rating; a shared-bottom model still ranks their target items right."""
     data = _related()
@@ -80,6 +82,7 @@ def test_a_shared_user_transfers_to_a_domain_it_never_saw_there():
     assert np.corrcoef(pred, truth)[0, 1] > 0.8
 
 
+@pytest.mark.slow
 def test_click_task_ranks_a_users_liked_items_first():
     """A click task on the target (positives: items of the user's parity) learns alongside a source rating task."""
     data = _related()

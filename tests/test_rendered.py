@@ -24,6 +24,8 @@ import pytest
 import book_build
 from notebooks import ROOT, toc_files, toc_pages
 
+pytestmark = pytest.mark.notebooks  # reads the book built from the chapters nbval executed in this session
+
 SHOTS = ROOT / "build" / "rendered"
 SCREENSHOT_OF = "02_matrix_factorization"  # a chapter with formulas, figures, tables and training output
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

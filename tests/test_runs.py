@@ -140,6 +140,7 @@ def test_running_a_subset_of_models_reproduces_their_rows_exactly():
     assert set(_rows(alone, "emcdr_mlp")) == {(0, 0.5, "ranking"), (0, 0.5, "rating")}
 
 
+@pytest.mark.slow
 def test_each_seed_and_cold_ratio_cell_reproduces_on_its_own():
     data = two_domains(ratings=True)
     config = {**CONFIGS["transfer"], "models": ["emcdr_mlp"], "tasks": ["ranking"]}
@@ -148,6 +149,7 @@ def test_each_seed_and_cold_ratio_cell_reproduces_on_its_own():
     assert _rows(one, "emcdr_mlp")[(1, 0.5, "ranking")] == _rows(full, "emcdr_mlp")[(1, 0.5, "ranking")]
 
 
+@pytest.mark.slow
 def test_a_multitask_model_scores_the_same_whatever_ran_before_it():
     data = two_domains(ratings=True)
     both = run(CONFIGS["multitask"], data=data)

@@ -19,6 +19,8 @@ import pytest
 from cdtl.serve.server import ServiceProcess
 from servekit import TOKEN, toy_bundle
 
+pytestmark = pytest.mark.slow  # each test starts the service in its own process
+
 START_TIMEOUT = 240.0  # seconds for the child to load torch, the encoder and the bundle on a busy machine
 
 

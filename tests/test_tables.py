@@ -101,6 +101,7 @@ def test_unsupported_file_type(tmp_path):
         load_tables(path, path)
 
 
+@pytest.mark.slow
 def test_real_amazon_pair_loads_through_the_own_tables_path():
     try:
         data = load("amazon-food-kitchen")

@@ -53,6 +53,7 @@ def test_popularity_cannot_tell_the_groups_apart(implicit):
     assert ndcg < 0.8  # both groups' items are about equally popular
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [m for m in MODELS if m not in ("popularity", "target_mf")])
 def test_transfer_ranks_the_cold_users_group_first(implicit, name):
     cd, text = implicit
@@ -63,6 +64,7 @@ def test_transfer_ranks_the_cold_users_group_first(implicit, name):
     assert ndcg > 0.85 and ndcg > pop + 0.15, f"{name}: NDCG@5 {ndcg:.3f} vs popularity {pop:.3f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["emcdr_linear", "emcdr_mlp", "ptupcdr", "cmf", "lm_bridge", "ptupcdr_lm"])
 def test_transfer_predicts_cold_ratings_better_than_the_mean_user(explicit, name):
     cd, text = explicit
@@ -154,6 +156,7 @@ def test_a_ratio_that_leaves_no_warm_users_fails_clearly():
              "tasks": ["ranking"]}, data=toy())
 
 
+@pytest.mark.slow
 def test_run_writes_one_row_per_model_ratio_and_task(tmp_path):
     cfg = {**CFG, "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]},
            "models": ["popularity", "target_mf", "cmf"], "tasks": ["ranking", "rating"]}
@@ -166,6 +169,7 @@ def test_run_writes_one_row_per_model_ratio_and_task(tmp_path):
     assert per_user.groupby(["task", "model"]).size().nunique() == 1  # every model scored on the same users
 
 
+@pytest.mark.slow
 def test_lm_bridge_ranks_target_items_nobody_trained_on_by_their_text():
     """Items 4 and 9 of the target appear only in held-out data: no id model has learned them, text still places them."""
     data = toy(seed=1)

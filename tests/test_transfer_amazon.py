@@ -17,6 +17,7 @@ def amazon():
         pytest.skip(f"the shared Amazon Food-Kitchen data is not on this machine: {err}")
 
 
+@pytest.mark.slow
 def test_amazon_pair_runs_through_the_same_comparison(amazon):
     config = load_config("transfer_amazon")
     config.update({"models": ["popularity", "target_mf", "emcdr_linear", "cmf"], "tasks": ["ranking"]})
