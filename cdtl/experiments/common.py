@@ -315,18 +315,17 @@ def prepare_output(out_dir: str | os.PathLike | None, overwrite: bool = False) -
 def write_results(out_dir: str | os.PathLike, summary: dict[str, Any], per_user: pd.DataFrame | None = None) -> Path:
     """Write ``metrics.json`` (and ``per_user.csv`` when given) into ``out_dir``, each atomically.
 
-    Both are serialised before anything on disk changes, so a value that cannot be written
-    leaves the folder as it was. The folder was checked by ``prepare_output``; a
-    ``per_user.csv`` of the run being replaced is removed when this run has none.
+    ``metrics.json`` is serialised before anything on disk changes and written last, so a value
+    that cannot be written leaves the folder as it was. The folder was checked by
+    ``prepare_output``; a ``per_user.csv`` of the run being replaced is removed when this run has none.
     """
     metrics_text = json.dumps(summary, indent=2, default=json_default)
-    per_user_text = None if per_user is None else per_user.to_csv(index=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if per_user_text is not None:
-        atomic_write(out / PER_USER_FILE, per_user_text)
+    if per_user is not None:
+        atomic_write(out / PER_USER_FILE, lambda tmp: per_user.to_csv(tmp, index=False))
     atomic_write(out / METRICS_FILE, metrics_text)
-    if per_user_text is None:
+    if per_user is None:
         (out / PER_USER_FILE).unlink(missing_ok=True)
     return out
 
