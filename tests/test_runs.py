@@ -11,6 +11,7 @@ import yaml
 from toy_data import two_domains
 
 from cdtl.cli import main
+from cdtl.data.tables import RecData
 from cdtl.experiments import KINDS, Result, run
 from cdtl.experiments import single as single_kind
 from cdtl.experiments.common import OutputError, prepare_output, write_results
@@ -37,8 +38,25 @@ CONFIGS = {
                  "model": {"max_length": 8, "freeze_layers": 5, "max_history": 4},
                  "batches": {"batch_size": 32}, "train": {"epochs": 1, "progress": False},
                  "evaluate": {"metrics": ["ndcg@5"], "bootstrap": 20, "whiten_dim": 4, "encode_batch_size": 16}},
+    "newitems": {"kind": "newitems", "protocol": {**PROTOCOL, "by": "random", "ratios": [0.5], "cold_ratio": 0.3},
+                 "models": ["popularity", "mf"], "encoders": ["frozen"], "mf": {"dim": 4, "epochs": 2, "batch_size": 64},
+                 "evaluate": {"metrics": ["ndcg@3"], "monitor": "ndcg@3", "bootstrap": 20}},
+    "fewshot": {"kind": "fewshot", "protocol": {**PROTOCOL, "shots": [0, 1], "eval_ratio": 0.3},
+                "models": ["popularity", "target_knn"], "encoders": ["frozen"],
+                "evaluate": {"metrics": ["ndcg@3"], "monitor": "ndcg@3", "bootstrap": 20}},
 }
 SLOW_KINDS = {"finetune"}  # loads and fine-tunes the language model
+
+
+def own_data(kind: str) -> RecData:
+    """The hand-made two-domain set; for the few-shot kind, half the users have no source history (its protocol
+    trains on users of one domain only and evaluates the users both domains share)."""
+    data = two_domains(ratings=True, per_group=8)  # 16 items a domain: NDCG@10 needs 10 left after exclusion
+    if kind == "fewshot":
+        inter = data.interactions
+        data = RecData(data.name, inter[~((inter["domain"] == "src") & (inter["user"] < "u40"))], data.items,
+                       rating_scale=data.rating_scale)
+    return data
 
 
 def test_every_kind_has_a_config_here():
@@ -47,7 +65,7 @@ def test_every_kind_has_a_config_here():
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_KINDS else k for k in CONFIGS])
 def test_every_kind_runs_on_your_own_two_domain_data(kind, tmp_path):
-    data = two_domains(ratings=True, per_group=8)  # 16 items a domain: NDCG@10 needs 10 left after exclusion
+    data = own_data(kind)
     result = run(CONFIGS[kind], tmp_path / "out", data=data)
     assert isinstance(result, Result) and result.models, f"{kind} returned no trained model"
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())

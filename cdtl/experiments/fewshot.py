@@ -293,7 +293,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     """
     started = time.perf_counter()
     cfg = resolve(config)
-    out = prepare_output(out_dir, overwrite)
+    results_dir = prepare_output(out_dir, overwrite)
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
@@ -327,8 +327,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             kept.models, kept.data = dict(bench.trained_models), split
     summary = {"name": cfg["name"], "kind": "fewshot", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
-    if out is not None:
-        write_results(out, summary)
+    if results_dir is not None:
+        write_results(results_dir, summary)
     return Result(summary, kept.models, None, kept.data)
 
 

@@ -151,7 +151,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     """
     started = time.perf_counter()
     cfg = resolve(config)
-    out = prepare_output(out_dir, overwrite)
+    results_dir = prepare_output(out_dir, overwrite)
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = prepare_data(cfg, data)
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
@@ -210,8 +210,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     summary = {"name": cfg["name"], "kind": "newitems", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
     table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None
-    if out is not None:
-        write_results(out, summary, table_per_user)
+    if results_dir is not None:
+        write_results(results_dir, summary, table_per_user)
     return Result(summary, kept.models, table_per_user, kept.data)
 
 
