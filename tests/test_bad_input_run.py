@@ -109,6 +109,7 @@ def test_probe_cutoff_larger_than_the_catalogue_fails_before_training(capsys, no
     ("multitask_ml100k", "evaluate.bootstrap=-1", ("evaluate.bootstrap must be >= 1, got -1",)),
     ("multitask_ml100k", "seed=1.5", ("seed must be an integer, got 1.5",)),
 ])
+@pytest.mark.slow
 def test_probe_every_kind_checks_values_before_training(capsys, no_training, config, override, needles):
     cli(capsys, ["run", config, "--set", override], *needles, seconds=300)
 
@@ -177,6 +178,7 @@ def test_probe_damaged_checkpoint_refuses_to_resume_naming_the_file(capsys, tmp_
         "cannot be resumed")
 
 
+@pytest.mark.slow
 def test_probe_a_real_process_prints_no_traceback(tmp_path):
     path = _file(tmp_path, "name: x\ntrain: {epochs: 5\n")
     result = cli_process(["run", path], {**os.environ})

@@ -124,6 +124,7 @@ def test_bad_data_dir_is_one_clear_error(toy_registry, monkeypatch, tmp_path):
         fetch_mod.fetch("toy")
 
 
+@pytest.mark.slow
 def test_download_has_an_overall_deadline_and_leaves_nothing(toy_registry, monkeypatch):
     server = _Server(GOOD_ZIP + bytes(8000), trickle=0.05)  # 16 bytes every 50 ms: alive, but far too slow
     try:
@@ -146,6 +147,7 @@ def test_download_timeout_must_be_a_positive_number(toy_registry, monkeypatch):
         fetch_mod.download_timeout()
 
 
+@pytest.mark.slow
 def test_pip_download_has_the_same_deadline(toy_registry, monkeypatch, tmp_path):
     monkeypatch.setenv("CDTL_DOWNLOAD_TIMEOUT", "1")
     monkeypatch.setattr(fetch_mod, "PIP_COMMAND", (sys.executable, "-c", "import time; time.sleep(30)"))
@@ -215,6 +217,7 @@ print(download.fetch("toy"))
 """
 
 
+@pytest.mark.slow
 def test_parallel_first_loads_download_once_and_agree(toy_registry, tmp_path):
     server = _Server(GOOD_ZIP, delay=1.0)  # slow enough that every process arrives while the first one works
     try:

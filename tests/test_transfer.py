@@ -257,6 +257,7 @@ def test_lm_bridge_source_task_runs_in_the_comparison(implicit):
     assert ndcg > 0.85
 
 
+@pytest.mark.slow
 def test_a_model_scores_the_same_whatever_else_the_comparison_runs(tmp_path):
     """Running one row of a table alone reproduces it: each model draws from its own seed."""
     base = {**CFG, "tasks": ["ranking", "rating"]}
