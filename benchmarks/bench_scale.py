@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from cdtl.experiments.common import atomic_write_text
+from cdtl.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("load_s", "bpr_epoch_s", "emcdr_fit_s", "eval_s")
@@ -140,8 +140,8 @@ def main() -> None:
         generate(size, directory)
         for procs in args.procs:
             rows.append(measure(directory, size, procs, args.threads, args.eval_users))
-            atomic_write_text(args.out / "scale.json", json.dumps(rows, indent=2))  # kept as each row arrives
-            atomic_write_text(args.out / "scale.md", table(rows) + "\n")
+            atomic_write(args.out / "scale.json", json.dumps(rows, indent=2))  # kept as each row arrives
+            atomic_write(args.out / "scale.md", table(rows) + "\n")
             print(f"done: {size:,} interactions, {procs} process(es): {json.dumps(rows[-1])}", file=sys.stderr)
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(table(rows))
