@@ -150,6 +150,13 @@ def test_few_shot_training_shares_no_user_and_evaluates_the_shared_ones():
     assert split.test.loc[split.test["user"] == user, "item"].tolist() == ordered[5:]
 
 
+def test_a_pair_where_every_target_user_is_shared_fails_before_training():
+    inter = toy().interactions
+    both = inter[inter["user"] != "u07"]  # u07, the one target-only user, is gone
+    with pytest.raises(DataError, match="no user of the target domain 'tgt' is left to train on"):
+        few_shot_split(RecData("toy", both, toy().items), "src", "tgt", shots=(0, 1), seed=0)
+
+
 def test_cross_platform_pairs_share_no_ids_and_sample_target_users():
     a, b = toy(0), toy(1)
     pair = cross_platform(a, b, source_domain="src", target_domain="tgt", names=("films", "food"))

@@ -124,6 +124,10 @@ def few_shot_split(
     evaluated = inter["user"].isin(candidates).to_numpy()
     dropped = inter["user"].isin(shared).to_numpy() & ~evaluated  # shared users too short to evaluate
     train = inter[~evaluated & ~dropped].reset_index(drop=True)
+    if not (train["domain"] == target).any():
+        raise DataError(f"{data.name}: no user of the target domain {target!r} is left to train on: every one is shared "
+                        f"with {source!r}, and shared users never train in this protocol; it needs users who are in the "
+                        f"target domain only")
     mine = inter[evaluated & in_target].copy()
     time = mine["timestamp"] if "timestamp" in mine.columns else pd.Series(np.arange(len(mine)), index=mine.index)
     mine = mine.assign(_t=time.to_numpy()).sort_values(["user", "_t"], kind="stable").drop(columns="_t")
