@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=None, help=f"catalogue sizes (default: the bundle's, {KITCHEN_ITEMS}, 100000, 1000000)")
     parser.add_argument("--kinds", default="exact,ivf,hnsw", help="index kinds to compare")
     parser.add_argument("--queries", type=int, default=500, help="user queries to time (default 500)")
-    parser.add_argument("--nprobe", default="32", help="IVF cells scanned per query, comma-separated for a sweep")
+    parser.add_argument("--nprobe", default=None, help="IVF cells scanned per query, comma-separated for a sweep "
+                        "(default: IndexSettings' own)")
     parser.add_argument("--ef-search", type=int, default=128, help="HNSW search width")
     parser.add_argument("--hnsw-max-items", type=int, default=300_000,
                         help="skip HNSW above this many items (its build takes minutes at a million on 2 cores)")
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(pd.DataFrame(rows[-1:]).round(4).to_string(header=len(rows) == 1), flush=True)
         variants = []
         if "ivf" in args.kinds:
-            variants += [(f"ivf nprobe={p}", IndexSettings(kind="ivf", nprobe=int(p))) for p in args.nprobe.split(",")]
+            sweep = (args.nprobe or str(IndexSettings().nprobe)).split(",")
+            variants += [(f"ivf nprobe={p}", IndexSettings(kind="ivf", nprobe=int(p))) for p in sweep]
         if "hnsw" in args.kinds and n <= args.hnsw_max_items:
             variants.append((f"hnsw ef={args.ef_search}", IndexSettings(kind="hnsw", ef_search=args.ef_search)))
         for name, settings in variants:

@@ -40,7 +40,7 @@ class IndexSettings:
     kind: str = "auto"  # auto | exact | ivf | hnsw
     exact_max_items: int = 20_000  # "auto" is exact up to this many items
     nlist: int | None = None  # IVF cells; None: about 4 sqrt(n), at most n / 39 (FAISS's k-means wants 39 per cell) and 4096
-    nprobe: int = 32  # IVF cells scanned per query
+    nprobe: int = 48  # IVF cells scanned per query (recall@10 0.97 at a million items; 32 gives 0.95)
     train_per_cell: int = 64  # IVF training sample: this many items per cell (at most every item)
     hnsw_m: int = 32  # HNSW neighbours per node
     ef_construction: int = 200  # HNSW build-time search width
