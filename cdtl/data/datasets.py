@@ -13,7 +13,7 @@ from cdtl.data.tables import RecData
 
 
 def load_amazon_food_kitchen() -> RecData:
-    """The real Amazon Food -> Kitchen pair (implicit feedback; ``timestamp`` is the position in a history)."""
+    """The real Amazon Food-Kitchen pair, run as Kitchen -> Food (implicit; ``timestamp``: position in a history)."""
     directory = fetch("amazon-food-kitchen")
     return load_tables(
         directory / "interactions.csv.gz",
