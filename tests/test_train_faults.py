@@ -7,7 +7,7 @@ import json
 import probes
 import pytest
 import torch
-from test_train import BATCHES, make_model, quick, same_weights, weights
+from train_toy import BATCHES, make_model, quick, same_weights, weights
 
 from cdtl.io import CorruptFileError
 from cdtl.train import ResumeError, fit
