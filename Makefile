@@ -20,7 +20,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 CPU_TIERS := not full and not gpu
 FAST_TIER := not notebooks and not slow and not full and not gpu
 
-.PHONY: help install mathjax browser test test-fast test-gpu book timings clean-book clean
+.PHONY: help install mathjax browser test test-fast test-gpu test-full book timings clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
@@ -29,6 +29,8 @@ help:
 	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
 	@echo "               CDTL_PROFILE=smoke|full chooses)"
 	@echo "make test-gpu  on a CUDA machine: every chapter under nbval in the full profile, then the full-profile ranges"
+	@echo "make test-full on a CPU (hours): every chapter under nbval in the full profile, the full-profile ranges,"
+	@echo "               then their execution times stored in book/timings.json (full, cpu)"
 	@echo "make timings   store the last build's execution times of this profile and machine in book/timings.json"
 
 $(STAMP): pyproject.toml requirements-ci.txt
@@ -72,6 +74,13 @@ test-gpu: $(STAMP)
 	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/test_chapter_results.py --nbval-lax \
 	  --nbval-cell-timeout=3600 -p no:cacheprovider $(PYTEST_ARGS)
 	$(TIMINGS) show --cache _build/full/_build/.jupyter_cache
+
+# The full profile on a CPU (hours on two cores): every chapter under nbval, the full-profile ranges,
+# then the measured times stored as full/cpu. CUDA is hidden so a GPU machine measures its CPU too.
+test-full: $(STAMP)
+	CDTL_PROFILE=full CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest chapters tests/test_chapter_results.py --nbval-lax \
+	  --nbval-cell-timeout=7200 -p no:cacheprovider $(PYTEST_ARGS)
+	$(TIMINGS) record --profile full --machine cpu --cache _build/full/_build/.jupyter_cache
 
 book: $(STAMP) mathjax
 	$(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
