@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
+CACHE_VAR = "CDTL_DATA_DIR"
 
 
 class EnvError(ValueError):
@@ -40,4 +42,12 @@ def seconds(name: str, default: float) -> float:
     return value
 
 
-__all__ = ["EnvError", "FALSE", "TRUE", "flag", "seconds"]
+def cache_dir() -> Path:
+    """The cache root: ``$CDTL_DATA_DIR``, else ``$XDG_CACHE_HOME/cdtl``, else ``~/.cache/cdtl``."""
+    if os.environ.get(CACHE_VAR):
+        return Path(os.environ[CACHE_VAR]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return (Path(base) / "cdtl").resolve()
+
+
+__all__ = ["CACHE_VAR", "EnvError", "FALSE", "TRUE", "cache_dir", "flag", "seconds"]

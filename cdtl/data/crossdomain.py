@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from cdtl.data.coldstart import ColdStartSplit
+from cdtl.data.histories import pad_histories
 from cdtl.data.ids import IdMap, interaction_matrix
 
 
@@ -84,8 +85,6 @@ class CrossDomainData:
         A user with no source interaction has an all-False row: models must give such a
         user the declared fallback (``has_source``), never a made-up vector.
         """
-        from cdtl.encoders.users import pad_histories
-
         frame = self.source_train
         order = np.lexsort((frame["timestamp"].to_numpy() if "timestamp" in frame else np.arange(len(frame)),
                             frame["u"].to_numpy()))

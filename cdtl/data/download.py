@@ -23,12 +23,12 @@ import zipfile
 from pathlib import Path
 
 from cdtl import env
+from cdtl.env import CACHE_VAR, cache_dir
 from cdtl.data import registry
 from cdtl.data.registry import DatasetSpec, Source
 from cdtl.io import atomic_directory, atomic_write, file_hash, file_lock, move_aside
 from cdtl.progress import enabled, tqdm
 
-CACHE_VAR = "CDTL_DATA_DIR"
 OFFLINE_VAR = "CDTL_OFFLINE"  # 1/true/yes: never touch the network (tests, air-gapped machines)
 TIMEOUT_VAR = "CDTL_DOWNLOAD_TIMEOUT"  # overall seconds allowed for one file
 MARKER = "cdtl-source.json"
@@ -40,14 +40,6 @@ PIP_COMMAND = (sys.executable, "-m", "pip")
 
 class FetchError(RuntimeError):
     """Every source of a dataset failed; the message lists what was tried and how to fix it."""
-
-
-def cache_dir() -> Path:
-    """The cache root: ``$CDTL_DATA_DIR``, else ``$XDG_CACHE_HOME/cdtl``, else ``~/.cache/cdtl``."""
-    if os.environ.get(CACHE_VAR):
-        return Path(os.environ[CACHE_VAR]).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return (Path(base) / "cdtl").resolve()
 
 
 def download_timeout() -> float:

@@ -33,7 +33,7 @@ def encode_items(
                          "compose item texts with cdtl.data.text.compose_item_text first")
     cache_dir = None
     if cache:
-        from cdtl.data import cache_dir as data_cache_dir
+        from cdtl.env import cache_dir as data_cache_dir
 
         cache_dir = data_cache_dir() / "embeddings"
     encoder = TextEncoder(model, pooling=pooling, max_length=max_length, batch_size=batch_size,

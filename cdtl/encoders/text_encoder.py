@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from cdtl import distributed, progress
 from cdtl.encoders.cache import DamagedShardError, EmbeddingCache, text_key
 from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
-from cdtl.train import choose_device
+from cdtl.device import choose_device
 
 POOLINGS = ("auto", "mean", "cls", "last")
 DTYPES = {

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cdtl.encoders.users import pad_histories
+from cdtl.data.histories import pad_histories
 
 
 class ContentKNN:

@@ -99,7 +99,7 @@ def tune_item_encoder(
     identity = {"tuned_encoder": 1, "fingerprint": _fingerprint(train, texts, settings), **settings}
     store = None
     if cache:
-        from cdtl.data import cache_dir
+        from cdtl.env import cache_dir
         from cdtl.encoders.cache import EmbeddingCache, text_key
 
         store = EmbeddingCache(cache_dir() / "embeddings")

@@ -59,7 +59,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cdtl.encoders.language_model import freeze_lowest_layers, load_model, resolve_model, transformer_layers
-from cdtl.encoders.users import AttentionPool, pad_histories
+from cdtl.data.histories import pad_histories
+from cdtl.encoders.users import AttentionPool
 from cdtl.encoders.whitening import MoEAdaptor
 from cdtl.io import atomic_directory
 
