@@ -11,6 +11,14 @@ from torch import Tensor
 
 from cdtl import distributed
 from cdtl.metrics import bootstrap_ratio_ci, like_prf, mae, ranking_metrics, rmse, summarize, topk_from_scores
+from cdtl.paired import (  # noqa: F401 (re-exported: comparing two systems is part of scoring them)
+    align_users,
+    compare_to_reference,
+    format_difference,
+    holm,
+    paired_difference,
+    per_system,
+)
 
 #: bytes a full-ranking chunk may take by default (scores, their masked copy and top-k workspace)
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
