@@ -88,9 +88,28 @@ def evaluate_ranking(
             raise TypeError(f"exclude_csr must be a scipy.sparse CSR matrix or None, got {type(exclude_csr).__name__}")
         if users.max() >= exclude_csr.shape[0] or users.min() < 0:
             raise ValueError(f"users must be row indices of exclude_csr, in [0, {exclude_csr.shape[0]})")
-    k_max = max(ks)
+    top = top_k(score_all, users, max(ks), exclude_csr, batch_size, memory_budget=memory_budget, shard=shard)
+    return ranking_metrics(top, relevant, ks)
+
+
+def top_k(
+    score_all: Callable[[Tensor], Tensor],
+    users: np.ndarray,
+    k: int,
+    exclude_csr: Any = None,
+    batch_size: int = 2048,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    shard: bool = False,
+) -> Tensor:
+    """(len(users), k) item indices: each user's top ``k`` of the full ranking, best first, ``exclude_csr``'s items never.
+
+    The ranking ``evaluate_ranking`` scores (same chunks, memory budget and sharding), for
+    what a model recommends rather than how well (``cdtl.beyond_accuracy``).
+    """
+    users = _users_array(users)
     mine = users[distributed.shard(len(users))] if shard else users
-    tops = [torch.zeros(0, k_max, dtype=torch.int64)]
+    tops = [torch.zeros(0, int(k), dtype=torch.int64)]
     with torch.no_grad():
         # the chunk size follows from the catalogue's width; without exclude_csr one user's scores tell it
         start, size = 0, 1 if exclude_csr is None else chunk_users(exclude_csr.shape[1], batch_size, memory_budget)
@@ -101,15 +120,12 @@ def evaluate_ranking(
                 raise ValueError(f"score_all returned {scores.shape[0]} rows for {len(batch)} users")
             exclude = None if exclude_csr is None else exclude_csr[batch]
             n_items = scores.shape[1]
-            tops.append(topk_from_scores(scores.float(), k_max, exclude).cpu())
+            tops.append(topk_from_scores(scores.float(), int(k), exclude).cpu())
             del scores
             start += len(batch)
             size = chunk_users(n_items, batch_size, memory_budget)
     top = torch.cat(tops)
-    if shard:
-        top = distributed.gather(top)
-    return ranking_metrics(top, relevant, ks)
-
+    return distributed.gather(top) if shard else top
 
 
 def chunk_users(n_items: int, batch_size: int = 2048, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
