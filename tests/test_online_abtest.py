@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cdtl.serve.abtest import (ab_report, assign, bootstrap_difference, msprt_lambda, power_curve, simulate_experiments,
+from cdtl.online.abtest import (ab_report, assign, bootstrap_difference, msprt_lambda, power_curve, simulate_experiments,
                                srm_check, two_proportion_test, users_needed)
-from cdtl.serve.interleaving import detection_rates, preferences, sign_test, team_draft, users_for_power
+from cdtl.online.interleaving import detection_rates, preferences, sign_test, team_draft, users_for_power
 
 
 def test_assignment_is_a_stable_hash_split_that_a_salt_reshuffles():
