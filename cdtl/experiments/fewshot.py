@@ -297,7 +297,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     proto, ev = cfg["protocol"], cfg["evaluate"]
     data = load_pair(cfg) if data is None else data
     text_models = [m for m in cfg["models"] if m in TEXT_MODELS]
-    rows, splits, tunings, kept = [], [], [], Result({})
+    rows, splits, tunings, kept, per_user = [], [], [], Result({}), []
     check_cutoffs(ev["metrics"], int((data.items["domain"] == proto["target"]).sum()))
     for seed in cfg["seeds"]:
         split = few_shot_split(data, proto["source"], proto["target"], shots=proto["shots"],
@@ -323,13 +323,17 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                                  "users_on_fallback": fallback, "seconds": time.perf_counter() - tick,
                                  "metrics": report({m: out[m] for m in ev["metrics"]}, int(ev["bootstrap"]), seed),
                                  "validation": val, **({"beta": beta} if name == "blend" else {})})
+                    per_user.append(pd.DataFrame({"seed": seed, "shots": shots, "model": name, "encoder": encoder or "",
+                                                  "user": bench.eval_users.decode(out["users"]),
+                                                  **{m: out[m] for m in ev["metrics"]}}))
         if seed == cfg["seeds"][0]:
             kept.models, kept.data = dict(bench.trained_models), split
     summary = {"name": cfg["name"], "kind": "fewshot", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
+    table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None
     if results_dir is not None:
-        write_results(results_dir, summary)
-    return Result(summary, kept.models, None, kept.data)
+        write_results(results_dir, summary, table_per_user)
+    return Result(summary, kept.models, table_per_user, kept.data)
 
 
 def table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> pd.DataFrame:
