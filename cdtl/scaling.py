@@ -62,6 +62,35 @@ def _train_config(seed: int, lr: float) -> TrainConfig:
     return TrainConfig(epochs=1, optimizer="sparse_adam", lr=lr, seed=seed, device="cpu", progress=False)
 
 
+def _seconds(function: Any, *args: Any, **kwargs: Any) -> float:
+    """How long one call of ``function`` takes, in wall-clock seconds."""
+    started = time.perf_counter()
+    function(*args, **kwargs)
+    return time.perf_counter() - started
+
+
+def _fit_emcdr(train: Any, n_users: int, n_items: int, dim: int, batch_size: int, mapping_epochs: int,
+               config: TrainConfig) -> int:
+    """EMCDR as the scaling curve times it: one BPR epoch per domain, then the mapping; returns the overlap users."""
+    u, i, domain = train["user"].to_numpy(), train["i"].to_numpy(), train["domain"].to_numpy()
+    sides = []
+    for code in (0, 1):
+        rows = domain == code
+        mf = MF(n_users, n_items, dim, loss="bpr", sparse=True)
+        fit(mf, bpr_batches(u[rows], i[rows], n_items, batch_size, csr_matrix(u[rows], i[rows], n_users, n_items)),
+            config)
+        sides.append(mf)
+    both = np.intersect1d(np.unique(u[domain == 0]), np.unique(u[domain == 1]))
+    emcdr = EMCDR(sides[0], sides[1], mapping="linear")
+    del sides
+    gc.collect()
+    fit(emcdr, user_batches(both, 1024), TrainConfig(epochs=mapping_epochs, optimizer="adam", lr=1e-2, seed=config.seed,
+                                                     device="cpu", progress=False))
+    del emcdr
+    gc.collect()
+    return int(both.size)
+
+
 def measure(
     directory: str | Path,
     *,
@@ -90,9 +119,7 @@ def measure(
     cpu = _CpuClock(out)
     started = time.perf_counter()
     data = read_interactions(directory / "interactions.parquet", directory / "items.parquet")
-    frame = data.frame()
-    train, _, test = per_user_split(frame.rename(columns={"u": "user"}), (0.8, 0.1, 0.1), seed=seed)
-    del frame
+    train, _, test = per_user_split(data.frame().rename(columns={"u": "user"}), (0.8, 0.1, 0.1), seed=seed)
     n_users, n_items = len(data.users), len(data.items)
     u, i = train["user"].to_numpy(), train["i"].to_numpy()
     train_csr = csr_matrix(u, i, n_users, n_items)
@@ -109,34 +136,16 @@ def measure(
 
     cpu.lap(None)
     started = time.perf_counter()
-    domain = train["domain"].to_numpy()
-    sides = []
-    for code in (0, 1):
-        rows = domain == code
-        mf = MF(n_users, n_items, dim, loss="bpr", sparse=True)
-        fit(mf, bpr_batches(u[rows], i[rows], n_items, batch_size, csr_matrix(u[rows], i[rows], n_users, n_items)),
-            _train_config(seed, lr))
-        sides.append(mf)
-    both = np.intersect1d(np.unique(u[domain == 0]), np.unique(u[domain == 1]))
-    emcdr = EMCDR(sides[0], sides[1], mapping="linear")
-    del sides
-    gc.collect()
-    fit(emcdr, user_batches(both, 1024), TrainConfig(epochs=mapping_epochs, optimizer="adam", lr=1e-2, seed=seed,
-                                                     device="cpu", progress=False))
+    out["overlap_users"] = _fit_emcdr(train, n_users, n_items, dim, batch_size, mapping_epochs, _train_config(seed, lr))
     out["emcdr_fit_s"] = time.perf_counter() - started
     cpu.lap("emcdr_fit")
-    out["overlap_users"] = int(both.size)
-    del emcdr
-    gc.collect()
 
     model = MF(n_users, n_items, dim, loss="bpr")  # untrained scores cost the same to rank as trained ones
     users, relevant = group_items(test["user"].to_numpy(), test["i"].to_numpy())
     pick = np.sort(np.random.default_rng(seed).choice(users.size, min(eval_users, users.size), replace=False))
     cpu.lap(None)
-    started = time.perf_counter()
-    evaluate_ranking(model.score_all, users[pick], [relevant[k] for k in pick], train_csr, (10,),
-                     memory_budget=memory_budget, shard=distributed.active())
-    out["eval_s"] = time.perf_counter() - started
+    out["eval_s"] = _seconds(evaluate_ranking, model.score_all, users[pick], [relevant[k] for k in pick], train_csr,
+                             (10,), memory_budget=memory_budget, shard=distributed.active())
     cpu.lap("eval")
     out["eval_users"] = int(pick.size)
     out["peak_rss_mb"] = float(distributed.gather(torch.tensor([peak_rss_mb()])).max())

@@ -147,6 +147,24 @@ def _id_map(ids: Any) -> IdMap:
     return IdMap(ids.to_numpy(zero_copy_only=False).astype(object))
 
 
+def _item_table(path: Path, rename: dict[str, str], has_domain: bool) -> tuple[Any, np.ndarray | None, tuple]:
+    """(item ids sorted, each item's domain code or None, the domain names) from an item file; ids must be unique."""
+    import pyarrow.compute as pc
+
+    item_table = _read_arrow(path)
+    item_table = item_table.rename_columns([rename.get(c, c) for c in item_table.column_names])
+    item_ids = _string_column(item_table, "item", str(path))
+    if pc.count_distinct(item_ids).as_py() != len(item_ids):
+        raise DataError(f"{path}: column 'item' has duplicated ids; item ids must be unique")
+    order = pc.sort_indices(item_ids)
+    item_ids = pc.take(item_ids, order)
+    if not has_domain:
+        return item_ids, None, ()
+    dom_col = pc.take(_string_column(item_table, "domain", str(path)), order)
+    domains = tuple(sorted(pc.unique(dom_col).to_pylist()))
+    return item_ids, _codes(dom_col, _sorted_unique(dom_col), str(path), "domain").astype(np.int8), domains
+
+
 def read_interactions(
     interactions: str | os.PathLike[str],
     items: str | os.PathLike[str] | None = None,
@@ -163,7 +181,6 @@ def read_interactions(
     refused (the model sees each pair once). Only int32 arrays and the distinct ids remain in memory.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     path = Path(interactions)
@@ -176,17 +193,7 @@ def read_interactions(
     has_domain = "domain" in table.column_names
     item_domain, domains = None, ()
     if items is not None:
-        item_table = _read_arrow(Path(items))
-        item_table = item_table.rename_columns([rename.get(c, c) for c in item_table.column_names])
-        item_ids = _string_column(item_table, "item", str(items))
-        if pc.count_distinct(item_ids).as_py() != len(item_ids):
-            raise DataError(f"{items}: column 'item' has duplicated ids; item ids must be unique")
-        order = pc.sort_indices(item_ids)
-        item_ids = pc.take(item_ids, order)
-        if has_domain:
-            dom_col = pc.take(_string_column(item_table, "domain", str(items)), order)
-            domains = tuple(sorted(pc.unique(dom_col).to_pylist()))
-            item_domain = _codes(dom_col, _sorted_unique(dom_col), str(items), "domain").astype(np.int8)
+        item_ids, item_domain, domains = _item_table(Path(items), rename, has_domain)
     else:
         item_ids = _sorted_unique(item_col)
     user_ids = _sorted_unique(user_col)

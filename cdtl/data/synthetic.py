@@ -87,6 +87,26 @@ def _power_law(n: int, exponent: float, rng: np.random.Generator, cap: float | N
     return p[rng.permutation(n)]
 
 
+def _distinct_pairs(rng: np.random.Generator, n: int, n_items: int, activity: np.ndarray, lean: np.ndarray,
+                    pools: list[np.ndarray], popularity: list[np.ndarray]) -> np.ndarray:
+    """At least ``n`` distinct pair codes ``user * n_items + item``, drawn again where pairs repeat (sorted)."""
+    codes = np.zeros(0, dtype=np.int64)
+    need = n
+    for _ in range(100):
+        m = int(need * 1.2) + 1000
+        users = rng.choice(len(activity), size=m, p=activity).astype(np.int64)
+        in_b = rng.random(m) >= lean[users]
+        items = np.empty(m, dtype=np.int64)
+        for d, pool in enumerate(pools):
+            at = np.flatnonzero(in_b == bool(d))
+            items[at] = pool[rng.choice(len(pool), size=at.size, p=popularity[d])]
+        codes = np.unique(np.concatenate([codes, users * n_items + items]))
+        need = n - codes.size
+        if need <= 0:
+            return codes
+    raise RuntimeError(f"could not draw {n} distinct pairs; lower the exponents or raise n_users/n_items")  # pragma: no cover
+
+
 def synthetic_two_domain(
     n_interactions: int,
     *,
@@ -129,22 +149,7 @@ def synthetic_two_domain(
     activity = _power_law(n_users, user_exponent, rng, cap=most / n)
     lean = rng.beta(2 * share_a / 0.5, 2 * (1 - share_a) / 0.5, size=n_users)  # mean share_a
 
-    codes = np.zeros(0, dtype=np.int64)
-    need = n
-    for _ in range(100):
-        m = int(need * 1.2) + 1000
-        users = rng.choice(n_users, size=m, p=activity).astype(np.int64)
-        in_b = rng.random(m) >= lean[users]
-        items = np.empty(m, dtype=np.int64)
-        for d, pool in enumerate(pools):
-            at = np.flatnonzero(in_b == bool(d))
-            items[at] = pool[rng.choice(len(pool), size=at.size, p=popularity[d])]
-        codes = np.unique(np.concatenate([codes, users * n_items + items]))
-        need = n - codes.size
-        if need <= 0:
-            break
-    else:  # pragma: no cover - only for pathological exponents
-        raise RuntimeError(f"could not draw {n} distinct pairs; lower the exponents or raise n_users/n_items")
+    codes = _distinct_pairs(rng, n, n_items, activity, lean, pools, popularity)
     codes = codes[rng.choice(codes.size, size=n, replace=False)]  # exactly n, in random order
     u = (codes // n_items).astype(np.int32)
     # renumber users so that every code 0..n_users-1 has an interaction (users never drawn are dropped)

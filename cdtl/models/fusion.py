@@ -138,6 +138,28 @@ def gate_features(source_len: Any, target_len: Any, can_serve: Tensor) -> Tensor
     return torch.cat([torch.log1p(source)[:, None], torch.log1p(target)[:, None], can_serve.float()], dim=1)
 
 
+def _can_serve(scorers: Sequence[Scorer]) -> Tensor:
+    """(n_users, K) bool: which scorer can serve which user; every user must have at least one."""
+    serve = [torch.as_tensor(np.asarray(s.can_serve), dtype=torch.bool) for s in scorers]
+    if any(m.dim() != 1 or len(m) != len(serve[0]) for m in serve):
+        raise ValueError(f"every can_serve must be a (n_users,) mask, got shapes {[tuple(m.shape) for m in serve]}")
+    can_serve = torch.stack(serve, dim=1)
+    if not can_serve.any(1).all():
+        nobody = torch.nonzero(~can_serve.any(1)).flatten()[:3].tolist()
+        raise ValueError(f"{int((~can_serve.any(1)).sum())} user(s), e.g. {nobody}, can be served by no scorer; "
+                         "add one that serves everyone (popularity)")
+    return can_serve
+
+
+def _temperatures(temperature: float | Sequence[float], k: int) -> Tensor:
+    """(K,) positive starting temperatures: one number for every scorer, or one each."""
+    temps = torch.full((k,), float(temperature)) if np.isscalar(temperature) else torch.tensor(
+        [float(t) for t in temperature])  # type: ignore[union-attr]
+    if temps.shape != (k,) or not (temps > 0).all():
+        raise ValueError(f"temperature must be positive, one number or one per scorer ({k}), got {temperature}")
+    return temps
+
+
 class SoftmaxFusion(nn.Module):
     """p(j | u) = sum_k w_k(u) softmax_j(z_k(u, j) / T_k) over K ``Scorer``s (see the module docstring).
 
@@ -181,21 +203,11 @@ class SoftmaxFusion(nn.Module):
         self._scorers = list(scorers)  # plain list: the base scorers are not trained here
         self._columns = [align_items(s, self.items) for s in scorers]
 
-        serve = [torch.as_tensor(np.asarray(s.can_serve), dtype=torch.bool) for s in scorers]
-        if any(m.dim() != 1 or len(m) != len(serve[0]) for m in serve):
-            raise ValueError(f"every can_serve must be a (n_users,) mask, got shapes {[tuple(m.shape) for m in serve]}")
-        can_serve = torch.stack(serve, dim=1)  # (n_users, K)
-        if not can_serve.any(1).all():
-            nobody = torch.nonzero(~can_serve.any(1)).flatten()[:3].tolist()
-            raise ValueError(f"{int((~can_serve.any(1)).sum())} user(s), e.g. {nobody}, can be served by no scorer; "
-                             "add one that serves everyone (popularity)")
+        can_serve = _can_serve(scorers)  # (n_users, K)
         self.register_buffer("can_serve", can_serve)
 
         k = len(scorers)
-        temps = torch.full((k,), float(temperature)) if np.isscalar(temperature) else torch.tensor(
-            [float(t) for t in temperature])  # type: ignore[union-attr]
-        if temps.shape != (k,) or not (temps > 0).all():
-            raise ValueError(f"temperature must be positive, one number or one per scorer ({k}), got {temperature}")
+        temps = _temperatures(temperature, k)
         if learn_temperature:
             self.log_temperature = nn.Parameter(temps.log())
         else:

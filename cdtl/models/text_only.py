@@ -104,6 +104,32 @@ def indexed_history_rows(interactions: pd.DataFrame, items: pd.DataFrame, users:
     return out
 
 
+def _evaluated_users(items: pd.DataFrame, history: pd.DataFrame, held_out: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """(the users of ``held_out``, sorted; their history rows of ``items``): every one of them needs a history."""
+    users = np.unique(held_out["user"].to_numpy())
+    if len(users) == 0:
+        raise ValueError("held_out is empty: no user to evaluate")
+    known, histories = history_rows(history[history["user"].isin(users)], items)
+    if len(known) < len(users):
+        lacking = np.setdiff1d(users, known)
+        raise ValueError(f"{len(lacking)} of {len(users)} users to evaluate have an empty history, e.g. "
+                         f"{lacking[:3].tolist()}: a text-only user is built from their history, so drop them first")
+    return users, histories
+
+
+def _candidate_columns(items: pd.DataFrame, held_out: pd.DataFrame,
+                       candidates: Sequence[str] | pd.Series | None) -> tuple[pd.Index, np.ndarray]:
+    """(candidate ids as the score columns, their rows of ``items``); every held-out item must be a candidate."""
+    columns = pd.Index(items["item"] if candidates is None else candidates)
+    candidate_rows = pd.Index(items["item"]).get_indexer(columns)
+    if (candidate_rows < 0).any():
+        raise ValueError(f"{int((candidate_rows < 0).sum())} candidates are not in the item table")
+    if not held_out["item"].isin(columns).all():
+        raise ValueError(f"{int((~held_out['item'].isin(columns)).sum())} held-out interactions are on items "
+                         "that are not candidates")
+    return columns, candidate_rows
+
+
 def evaluate_text_only(
     item_emb: Tensor,
     items: pd.DataFrame,
@@ -133,22 +159,8 @@ def evaluate_text_only(
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if len(item_emb) != len(items):
         raise ValueError(f"item_emb has {len(item_emb)} rows but items has {len(items)}: one vector per item row")
-    users = np.unique(held_out["user"].to_numpy())
-    if len(users) == 0:
-        raise ValueError("held_out is empty: no user to evaluate")
-    known, histories = history_rows(history[history["user"].isin(users)], items)
-    if len(known) < len(users):
-        lacking = np.setdiff1d(users, known)
-        raise ValueError(f"{len(lacking)} of {len(users)} users to evaluate have an empty history, e.g. "
-                         f"{lacking[:3].tolist()}: a text-only user is built from their history, so drop them first")
-    columns = pd.Index(items["item"] if candidates is None else candidates)  # item id -> column of the scores
-    candidate_rows = pd.Index(items["item"]).get_indexer(columns)
-    if (candidate_rows < 0).any():
-        raise ValueError(f"{int((candidate_rows < 0).sum())} candidates are not in the item table")
-    if not held_out["item"].isin(columns).all():
-        raise ValueError(f"{int((~held_out['item'].isin(columns)).sum())} held-out interactions are on items "
-                         "that are not candidates")
-
+    users, histories = _evaluated_users(items, history, held_out)
+    columns, candidate_rows = _candidate_columns(items, held_out, candidates)
     if pooling == "profile":
         if encoder is None:
             raise ValueError("pooling='profile' encodes each user's profile text: pass encoder=TextEncoder(...)")

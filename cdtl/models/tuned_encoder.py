@@ -30,6 +30,8 @@ import pandas as pd
 import torch
 
 from cdtl.data.newitems import check_item_texts
+from cdtl.encoders.cache import EmbeddingCache, text_key
+from cdtl.env import cache_dir
 from cdtl.io import CorruptFileError, atomic_write, read_json
 from cdtl.models.text_only import history_rows
 from cdtl.models.two_tower import LR, WEIGHT_DECAY, TwoTower, two_tower_batches
@@ -97,46 +99,53 @@ def tune_item_encoder(
                 "max_users": max_users, "lr": lr, "weight_decay": weight_decay, "temperature": temperature,
                 "seed": seed, "validated": validate is not None, "logq": True, "targets": "random"}
     identity = {"tuned_encoder": 1, "fingerprint": _fingerprint(train, texts, settings), **settings}
-    store = None
-    if cache:
-        from cdtl.env import cache_dir
-        from cdtl.encoders.cache import EmbeddingCache, text_key
-
-        store = EmbeddingCache(cache_dir() / "embeddings")
-        keys = [text_key(t) for t in texts]
-        meta = store.directory(identity) / TUNING_FILE
-        info = None
-        if meta.exists() and not store.missing(identity, keys):
-            try:
-                info = read_json(meta, what="the tuned encoder's record")
-            except CorruptFileError as err:  # a damaged record: tune again and write it anew
-                warnings.warn(f"{err}; tuning the encoder again", stacklevel=2)
-        if info is not None:
-            tick = time.perf_counter()
-            vectors = store.get(identity, keys)
-            return TunedEncoder(vectors, float(info["train_seconds"]), time.perf_counter() - tick, True,
-                                int(info["users"]), info["history"])
-
+    keys = [text_key(t) for t in texts]
+    store = EmbeddingCache(cache_dir() / "embeddings") if cache else None
+    cached = _cached(store, identity, keys) if store is not None else None
+    if cached is not None:
+        return cached
     set_seed(seed)
     tower = TwoTower(model, freeze_layers=freeze_layers, max_length=max_length, max_history=max_history,
                      user_pooling="mean", adaptor=None, temperature=temperature)
+    config = TrainConfig(epochs=int(epochs), lr=float(lr), weight_decay=float(weight_decay), seed=seed,
+                         monitor="val" if validate is not None else None, patience=1)
+    tuned = _train_and_encode(tower, texts, rows, config, batch_size, encode_batch_size, validate)
+    if store is not None:
+        store.put(identity, keys, tuned.vectors)
+        atomic_write(store.directory(identity) / TUNING_FILE,
+                     json.dumps({"train_seconds": tuned.train_seconds, "users": tuned.users, "history": tuned.history}))
+    return tuned
+
+
+def _cached(store: EmbeddingCache, identity: dict[str, Any], keys: list[str]) -> TunedEncoder | None:
+    """The vectors of an earlier identical tuning, from the embedding cache; None when there is none (or it is damaged)."""
+    meta = store.directory(identity) / TUNING_FILE
+    if not meta.exists() or store.missing(identity, keys):
+        return None
+    try:
+        info = read_json(meta, what="the tuned encoder's record")
+    except CorruptFileError as err:  # a damaged record: tune again and write it anew
+        warnings.warn(f"{err}; tuning the encoder again", stacklevel=3)
+        return None
+    tick = time.perf_counter()
+    vectors = store.get(identity, keys)
+    return TunedEncoder(vectors, float(info["train_seconds"]), time.perf_counter() - tick, True,
+                        int(info["users"]), info["history"])
+
+
+def _train_and_encode(tower: TwoTower, texts: list[str], rows: list[np.ndarray], config: TrainConfig, batch_size: int,
+                      encode_batch_size: int, validate: Callable[[torch.Tensor], float] | None) -> TunedEncoder:
+    """Train the two-tower model contrastively (best validation epoch kept), then encode every item with it."""
     batches = two_tower_batches(tower, texts, rows, batch_size, targets="random", logq=True)
     check = None
     if validate is not None:
         check = lambda m: {"val": float(validate(m.encode_items(texts, encode_batch_size)))}  # noqa: E731
-    config = TrainConfig(epochs=int(epochs), lr=float(lr), weight_decay=float(weight_decay), seed=seed,
-                         monitor="val" if check else None, patience=1)
     tick = time.perf_counter()
     result = fit(tower, batches, config, check)
     train_seconds = time.perf_counter() - tick
     tick = time.perf_counter()
     vectors = tower.encode_items(texts, encode_batch_size)
-    encode_seconds = time.perf_counter() - tick
-    if store is not None:
-        store.put(identity, keys, vectors)
-        meta = store.directory(identity) / TUNING_FILE
-        atomic_write(meta, json.dumps({"train_seconds": train_seconds, "users": len(rows), "history": result.history}))
-    return TunedEncoder(vectors, train_seconds, encode_seconds, False, len(rows), result.history)
+    return TunedEncoder(vectors, train_seconds, time.perf_counter() - tick, False, len(rows), result.history)
 
 
 __all__ = ["TunedEncoder", "tune_item_encoder"]

@@ -17,6 +17,21 @@ from cdtl.models.multitask.tasks import ARCHS, BATCH_KEYS, DEFAULT_TASKS, WEIGHT
 # --------------------------------------------------------------------------- the model
 
 
+def _task_weights(names: list[str], weighting: str, loss_weights: Mapping[str, float] | None,
+                  rating_means: Mapping[str, float] | None) -> list[float]:
+    """Each task's fixed loss weight (1 unless given), after checking that every named task exists."""
+    for label, given in (("loss_weights", loss_weights), ("rating_means", rating_means)):
+        unknown = sorted(set(given or {}) - set(names))
+        if unknown:
+            raise ValueError(f"{label} names unknown task(s) {unknown}; the tasks are {names}")
+    if weighting == "uncertainty" and loss_weights:
+        raise ValueError("weighting='uncertainty' learns the loss weights: give loss_weights only with 'fixed'")
+    weights = [float((loss_weights or {}).get(n, 1.0)) for n in names]
+    if any(not (w >= 0 and np.isfinite(w)) for w in weights):
+        raise ValueError(f"loss_weights must be finite and >= 0, got {dict(zip(names, weights))}")
+    return weights
+
+
 class MultiTask(nn.Module):
     """A multi-task recommender: one architecture of ``ARCHS``, one tower per task, a weighted loss.
 
@@ -64,15 +79,7 @@ class MultiTask(nn.Module):
                          dropout, init_std, weighting, rating_scale)
         if item_text is not None and (item_text.dim() != 2 or item_text.shape[0] != sum(n_items)):
             raise ValueError(f"item_text must be (sum(n_items)={sum(n_items)}, text_dim), got {tuple(item_text.shape)}")
-        for label, given in (("loss_weights", loss_weights), ("rating_means", rating_means)):
-            unknown = sorted(set(given or {}) - set(names))
-            if unknown:
-                raise ValueError(f"{label} names unknown task(s) {unknown}; the tasks are {names}")
-        if weighting == "uncertainty" and loss_weights:
-            raise ValueError("weighting='uncertainty' learns the loss weights: give loss_weights only with 'fixed'")
-        weights = [float((loss_weights or {}).get(n, 1.0)) for n in names]
-        if any(not (w >= 0 and np.isfinite(w)) for w in weights):
-            raise ValueError(f"loss_weights must be finite and >= 0, got {dict(zip(names, weights))}")
+        weights = _task_weights(names, weighting, loss_weights, rating_means)
 
         self.arch, self.weighting, self.rating_scale = arch, weighting, rating_scale
         self.n_items = [int(n) for n in n_items]
