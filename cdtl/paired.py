@@ -145,15 +145,16 @@ def per_system(per_user: Any, metric: str, *, system: str = "model", user: str =
 
 def compare_to_reference(per_user: Mapping[str, Any] | Any, reference: str, *, metric: str | None = None,
                          n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05,
-                         systems: Sequence[str] | None = None) -> Any:
+                         systems: Sequence[str] | None = None, higher_is_better: bool = True) -> Any:
     """A DataFrame with each system's paired difference from ``reference``, Holm-corrected across the table.
 
     ``per_user`` is ``{system: per-user values}`` aligned on the same users, or a long per-user
     table (``result.per_user``, then ``metric`` names the column). One row per other system:
     ``mean``, ``diff`` (system minus reference), ``low``/``high`` (paired bootstrap interval),
     ``p`` (``P_VALUE_TEST``), ``p_holm`` (Holm's adjustment over the rows), ``n`` and
-    ``verdict``: ``"better"``/``"worse"`` (higher/lower than the reference) when the interval
-    excludes 0 and ``p_holm < alpha``, else ``"within noise"``.
+    ``verdict``: ``"better"``/``"worse"`` than the reference (higher/lower, or the reverse for an
+    error with ``higher_is_better=False``) when the interval excludes 0 and ``p_holm < alpha``,
+    else ``"within noise"``.
     """
     import pandas as pd
 
@@ -174,16 +175,16 @@ def compare_to_reference(per_user: Mapping[str, Any] | Any, reference: str, *, m
                               "p": r["p"], "n": r["n"]} for s, r in rows.items()}).T
     table["n"] = table["n"].astype(int)
     table["p_holm"] = holm(table["p"].to_numpy())
-    table["verdict"] = [verdict(row.low, row.high, row.p_holm, alpha) for row in table.itertuples()]
+    table["verdict"] = [verdict(row.low, row.high, row.p_holm, alpha, higher_is_better) for row in table.itertuples()]
     table.index.name = f"vs {reference}"
     return table
 
 
-def verdict(low: float, high: float, p: float, alpha: float = 0.05) -> str:
+def verdict(low: float, high: float, p: float, alpha: float = 0.05, higher_is_better: bool = True) -> str:
     """``"better"``, ``"worse"`` or ``"within noise"`` for a difference's interval and (adjusted) p-value."""
     if p >= alpha or low <= 0.0 <= high:
         return WITHIN_NOISE
-    return "better" if low > 0 else "worse"
+    return "better" if (low > 0) == higher_is_better else "worse"
 
 
 def format_difference(row: Mapping[str, Any], digits: int = 4) -> str:

@@ -106,5 +106,7 @@ def test_compare_to_reference_from_a_long_per_user_table():
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(ValueError, match="different users"):
         per_system(long[~((long["model"] == "same") & (long["user"] == "u0"))], "ndcg@10")
+    errors = compare_to_reference({"ref": b, "a": a}, "ref", n_resamples=200, higher_is_better=False)
+    assert errors.loc["a", "verdict"] == "worse"  # a larger error is worse
     with pytest.raises(KeyError, match="reference 'nope'"):
         compare_to_reference(arrays, "nope")

@@ -46,6 +46,8 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.multitask_baselines import (bridge_scorers, check_bridges, check_cold_users, mean_user_fix,
+                                                  without_bridge_transfer)
 from cdtl.experiments.multitask_data import (
     MultiTaskData,
     evaluate_task,
@@ -56,6 +58,7 @@ from cdtl.experiments.multitask_data import (
     task_scores,
     trivial_scorers,
 )
+from cdtl.experiments.transfer import size as transfer_size
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, WEIGHTINGS, MultiTask, multitask_batches
 from cdtl.progress import enabled, tqdm
 from cdtl.train import TrainConfig, fit, set_seed
@@ -78,8 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "batches": {"batch_size": 1024, "n_negatives": 1},
     "train": {**train_defaults(), "monitor": "all", "mode": "min"},
     "evaluate": {"ks": [10], "bootstrap": 1000, "threshold": 4.0},
+    # chapter 04's bridges (transfer model names) trained on the same training data; transfer: their transfer config
+    "bridges": {"models": []},
 }
-MODEL_KEYS = ("name", "arch", "weighting", "loss_weights")
+MODEL_KEYS = ("name", "arch", "weighting", "loss_weights", "cold_users")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -87,6 +92,7 @@ MODEL_KEYS = ("name", "arch", "weighting", "loss_weights")
 
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
+    config, bridge_transfer = without_bridge_transfer(config)  # a transfer config, checked by the transfer kind
     cfg = merge_config({k: v for k, v in DEFAULTS.items() if k != "models"}, {k: v for k, v in config.items()
                                                                               if k != "models"}, "")
     cfg["models"] = copy.deepcopy(config.get("models", DEFAULTS["models"]))
@@ -108,6 +114,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"models[{n}]: unknown key(s) {unknown}; valid keys: {', '.join(MODEL_KEYS)}")
         spec.setdefault("weighting", "fixed")
         spec.setdefault("loss_weights", None)
+        check_cold_users(spec, n)
         if "name" not in spec or "arch" not in spec:
             raise ConfigError(f"models[{n}] needs a name and an arch, got {spec}")
         if spec["arch"] not in ARCHS:
@@ -137,6 +144,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model: {err}") from err
     check_train(cfg["train"], "train")
+    cfg["bridges"]["transfer"] = check_bridges(cfg["bridges"]["models"], bridge_transfer)
     return cfg
 
 
@@ -146,6 +154,9 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     train = config.setdefault("train", {})
     train["epochs"] = min(int(train.get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    bridges = config.setdefault("bridges", {})
+    if bridges.get("models"):
+        bridges["transfer"] = transfer_size(bridges.get("transfer", {}), profile)
     return config
 
 
@@ -195,6 +206,29 @@ def train_one(cfg: dict[str, Any], data: MultiTaskData, spec: dict[str, Any], ta
     return model, result
 
 
+def train_spec(cfg: dict[str, Any], data: MultiTaskData, spec: dict[str, Any], references: dict[str, float],
+               single_fits: dict[tuple[str, ...], tuple[MultiTask, Any]]) -> tuple[dict[str, MultiTask], list[Any]]:
+    """({task: model}, [TrainResult]) of one compared model: one network per task (single) or one for all.
+
+    A single-task network is trained once per task and reused (copied) by later single-task
+    specs, which differ only in how they score unseen users: the same seed trains the same network.
+    """
+    tasks = cfg["tasks"]
+    models, fits = {}, []
+    for group in [[t] for t in tasks] if spec["arch"] == "single" else [tasks]:
+        if spec["arch"] == "single" and tuple(group) in single_fits:
+            model, result = copy.deepcopy(single_fits[tuple(group)][0]), single_fits[tuple(group)][1]
+        else:
+            model, result = train_one(cfg, data, spec, group, references)
+            if spec["arch"] == "single":
+                single_fits[tuple(group)] = (copy.deepcopy(model), result)
+        if spec["cold_users"] == "mean_user":
+            mean_user_fix(model, data, group)
+        models.update({t: model for t in group})
+        fits.append(result)
+    return models, fits
+
+
 def mean_gates(cfg: dict[str, Any], data: MultiTaskData, model: MultiTask, part: str = "test") -> dict[str, list[float]]:
     """{task: mean gate over ``expert_names``}, each task's gate averaged over its own held-out pairs of ``part``."""
     out = {}
@@ -232,14 +266,10 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     scores: dict[str, dict[str, Any]] = {"trivial": _score(cfg, data, tasks, trivial, per_user, "trivial")}
     scores["trivial"]["val"] = trivial_val
     trained: dict[str, Trained] = {}
+    single_fits: dict[tuple[str, ...], tuple[MultiTask, Any]] = {}  # a single-task network per task, trained once
     for spec in tqdm(cfg["models"], desc="models", leave=False, disable=not enabled()):
         began = time.perf_counter()
-        groups = [[t] for t in tasks] if spec["arch"] == "single" else [tasks]
-        models, fits = {}, []
-        for group in groups:
-            model, result = train_one(cfg, data, spec, group, references)
-            models.update({t: model for t in group})
-            fits.append(result)
+        models, fits = train_spec(cfg, data, spec, references, single_fits)
         trained[spec["name"]] = Trained(spec, models, fits, time.perf_counter() - began)
         row = _score(cfg, data, tasks, {t: model_scorers(models[t], t) for t in tasks}, per_user, spec["name"])
         best = [r.history[r.best_epoch] if r.best_epoch is not None else r.history[-1] for r in fits]
@@ -254,6 +284,11 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             if spec["arch"] in ("mmoe", "ple"):
                 row["gates"] = {"experts": model.expert_names, "weights": mean_gates(cfg, data, model)}
         scores[spec["name"]] = row
+    for name in cfg["bridges"]["models"]:  # chapter 04's bridges, on the target tasks
+        began = time.perf_counter()
+        scorers = bridge_scorers(name, data, tasks, cfg["bridges"]["transfer"], cfg["seed"])
+        scores[f"bridge_{name}"] = {**_score(cfg, data, list(scorers), scorers, per_user, f"bridge_{name}"),
+                                    "arch": "bridge", "seconds": time.perf_counter() - began}
 
     summary = {
         "name": cfg["name"], "kind": "multitask", "config": cfg, "seed": cfg["seed"], "counts": data.counts(),
@@ -296,7 +331,7 @@ def versus_single(scores: dict[str, Any], tasks: list[str], ks: list[int]) -> di
     base = scores["single"]["test"]
     target_tasks = [t for t in tasks if KNOWN_TASKS[t].domain == 1]
     for name, row in scores.items():
-        if name in ("single", "trivial") or row.get("arch") == "single":
+        if name in ("single", "trivial") or row.get("arch") in ("single", "bridge"):
             continue
         entry: dict[str, Any] = {}
         improves, source_ok = {}, True

@@ -223,9 +223,11 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         history, best_epoch = result.history, result.best_epoch
 
     metrics: dict[str, Any] = {}
+    table = None
     if ranking:
         per_user = rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"], shard=distributed.active())
         metrics.update(report(per_user, evaluation["bootstrap"], cfg["seed"]))
+        table = pd.DataFrame({"model": cfg["model"]["name"], "user": prep.users.decode(per_user.pop("users")), **per_user})
     if rating:
         res = rate_pairs(model.predict, test, evaluation["threshold"])
         metrics.update(rating_report(res, rating, evaluation["bootstrap"], cfg["seed"]))
@@ -249,7 +251,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     }
     if out is not None and distributed.is_main():  # under torchrun, rank 0 writes metrics.json once
         write_results(out, summary)
-    return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, data=prep)
+    return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, per_user=table,
+                  data=prep)
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.sampling import sample_users
 from cdtl.encoders.language_model import check_loadable
-from cdtl.evaluate import rating_report, report
+from cdtl.beyond_accuracy import beyond_accuracy, item_counts
+from cdtl.evaluate import rating_report, report, top_k
 from cdtl.experiments.common import (
     ENCODERS,
     TUNING,
@@ -38,6 +39,7 @@ from cdtl.experiments.transfer_models import (
     LM_BRIDGE,
     MODELS,
     POOLINGS,
+    RANKING_ONLY,
     SOURCE_MF_MODELS,
     TEXT_MODELS,
     FallbackScorer,
@@ -216,8 +218,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                                                        rating_scale(cd) if task == "rating" else None)
                 trainer = TransferTrainer(cd, task, cfg, seed, source_mfs.get(task), text)
                 for name in cfg["models"]:
-                    if task == "rating" and name == "popularity":
-                        continue  # popularity ranks, it does not predict ratings
+                    if task == "rating" and name in RANKING_ONLY:
+                        continue  # popularity and the loss-swapped rows rank, they do not predict ratings
                     tick = time.perf_counter()
                     scorer = trainer.build(name)
                     metrics, values = score_model(scorer, cd, task, cfg, seed)
@@ -256,6 +258,26 @@ def table(summary: dict[str, Any]) -> pd.DataFrame:
     order = {name: k for k, name in enumerate(MODELS)}
     frame["order"] = frame["model"].map(order)
     return frame.sort_values(["task", "metric", "order", "cold_ratio", "seed"]).drop(columns="order").reset_index(drop=True)
+
+
+def beyond_accuracy_table(result: Result, k: int = 10, top_fraction: float = 0.2) -> pd.DataFrame:
+    """Per ranking model of the result's first seed and cold ratio: what its top ``k`` lists for the test users hold.
+
+    ``coverage@k`` (share of the target catalogue recommended to anyone), ``novelty@k`` (mean
+    self-information of the recommended comedies, bits, from the training counts) and
+    ``popular@k`` (share of recommended items among the ``top_fraction`` most popular), via
+    ``cdtl.beyond_accuracy``.
+    """
+    cd = result.data
+    counts = item_counts(cd.target_train["i"].to_numpy(), cd.n_target_items)
+    rows = {}
+    for (task, name), scorer in result.models.items():
+        if task == "ranking":
+            top = top_k(scorer.score_all, np.sort(cd.test_users), k)
+            out = beyond_accuracy(top, counts, top_fraction)
+            rows[name] = {f"coverage@{k}": out["coverage"], f"novelty@{k}": float(out["novelty"].mean()),
+                          f"popular@{k}": float(out["popular_share"].mean())}
+    return pd.DataFrame(rows).T
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -303,5 +325,5 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
     return TransferTrainer(cd, task, cfg, seed, source_mf, text).build(name)
 
 
-__all__ = ["DEFAULTS", "MODELS", "TASKS", "fit_model", "format_table", "prepare_data", "resolve", "run", "size",
+__all__ = ["DEFAULTS", "MODELS", "TASKS", "beyond_accuracy_table", "fit_model", "format_table", "prepare_data", "resolve", "run", "size",
            "table"]

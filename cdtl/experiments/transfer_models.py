@@ -35,9 +35,13 @@ MODELS = {
     "cmf": "collective MF, user factors shared by both domains",
     "lm_bridge": "language-model bridge: text items, users from source history",
     "ptupcdr_lm": "PTUPCDR + LM bridge (ID + text)",
+    # the same models with the ranking loss swapped, so that a model and its loss are not confounded
+    "emcdr_linear_softmax": "EMCDR (linear) on per-domain MFs trained with the full softmax instead of BPR (ranking only)",
+    "lm_bridge_bpr": "language-model bridge trained with BPR instead of the full softmax (ranking only)",
 }
-TEXT_MODELS = ("lm_bridge", "ptupcdr_lm")  # need the items' language-model vectors
-SOURCE_MF_MODELS = ("emcdr_linear", "emcdr_mlp", "ptupcdr", "ptupcdr_lm")  # need the source domain's MF
+TEXT_MODELS = ("lm_bridge", "ptupcdr_lm", "lm_bridge_bpr")  # need the items' language-model vectors
+SOURCE_MF_MODELS = ("emcdr_linear", "emcdr_mlp", "ptupcdr", "ptupcdr_lm")  # need the source domain's (BPR) MF
+RANKING_ONLY = ("popularity", "emcdr_linear_softmax", "lm_bridge_bpr")  # no rating version: they are about ranking losses
 POOLINGS = ("mean", "attention")  # how the LM bridge reads a user's source history
 #: the LM bridge's architecture (the ``lm`` section of every kind that trains one); pooling: mean | attention of the
 #: source history (attention reads the max_history most recent items); source_task: also learn from every user's
@@ -66,9 +70,19 @@ def interaction_batches(frame: pd.DataFrame, n_items: int, task: str, batch_size
 
 
 def train_domain_mf(frame: pd.DataFrame, n_users: int, n_items: int, task: str, section: dict[str, Any], seed: int,
-                    scale: tuple[float, float] | None) -> MF:
-    """One domain's MF (BPR for ranking, squared error for rating), a fixed number of epochs, from ``seed``."""
+                    scale: tuple[float, float] | None, loss: str | None = None) -> MF:
+    """One domain's MF (BPR for ranking, squared error for rating), a fixed number of epochs, from ``seed``.
+
+    ``loss="softmax"`` trains the ranking MF with the full softmax over the domain's items instead of BPR.
+    """
     set_seed(seed)
+    if loss == "softmax":
+        if task != "ranking":
+            raise ConfigError("a softmax-trained MF ranks: it has no rating version")
+        model = MF(n_users, n_items, int(section["dim"]), loss="softmax", reg=float(section["reg"]))
+        fit(model, interaction_batches(frame, n_items, task, int(section["batch_size"]), loss="softmax"),
+            train_config(section, seed))
+        return model.cpu().eval()
     model, _ = train_mf(frame, n_users, n_items, train_config(section, seed), loss="bpr" if task == "ranking" else "mse",
                         dim=int(section["dim"]), reg=float(section["reg"]), batch_size=int(section["batch_size"]),
                         n_negatives=int(section["n_negatives"]), rating_scale=scale)
@@ -261,9 +275,12 @@ class TransferTrainer:
             return FallbackScorer(self.popularity, self.has_source)
         if name == "target_mf":
             return FallbackScorer(MeanUser(self.target_mf, cd.warm, rating_scale=self.scale), self.has_source)
-        if name in ("emcdr_linear", "emcdr_mlp"):
-            model = EMCDR(self.source_mf, self.target_mf, mapping=name.split("_")[1],
-                          hidden=cfg["mapping"]["hidden"], rating_scale=self.scale)
+        if name in ("emcdr_linear", "emcdr_mlp", "emcdr_linear_softmax"):
+            source, target = self.source_mf, self.target_mf
+            if name == "emcdr_linear_softmax":
+                source, target = self.softmax_mfs()
+            model = EMCDR(source, target, mapping=name.split("_")[1], hidden=cfg["mapping"]["hidden"],
+                          rating_scale=self.scale)
             warm = cd.warm[self.has_source[cd.warm]]
             batches = user_batches(warm, int(cfg["mapping"]["batch_size"]))
             return self.with_fallback(self.fit_bridge(model, cfg["mapping"], batches))
@@ -278,10 +295,20 @@ class TransferTrainer:
                     group_by_user(interaction_batches(self.bridge_train, cd.n_target_items, self.task, size,
                                                       n_users=cd.n_users, loss=self.loss(cfg["lm"]))))
             return self.with_fallback(self.fit_bridge(self.lm_bridge(), cfg["lm"], batches))
+        if name == "lm_bridge_bpr":
+            return self.with_fallback(self.fit_bridge(self.lm_bridge("bpr"), {**cfg["lm"], "ranking_loss": "bpr"}))
         if name == "ptupcdr_lm":
             both = PTUPCDRText(self.ptupcdr(), self.lm_bridge(self.loss(cfg["ptupcdr"])))
             return self.with_fallback(self.fit_bridge(both, cfg["ptupcdr"]))
         return self.with_fallback(self.cmf())
+
+    def softmax_mfs(self) -> tuple[MF, MF]:
+        """(source, target) MFs trained with the full softmax instead of BPR, with the ``mf.ranking`` settings."""
+        cd, section = self.cd, self.cfg["mf"]["ranking"]
+        if self.task != "ranking":
+            raise ConfigError("emcdr_linear_softmax ranks: it has no rating version")
+        return tuple(train_domain_mf(frame, cd.n_users, n, "ranking", section, self.seed, None, loss="softmax")
+                     for frame, n in ((cd.source_train, cd.n_source_items), (cd.target_train, cd.n_target_items)))
 
     def cmf(self) -> CMF:
         c, cd, task = self.cfg["cmf"], self.cd, self.task
