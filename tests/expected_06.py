@@ -40,6 +40,11 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "fusion_user_ndcg10_cold": (0.53, 0.66),  # 0.5958
         "fusion_user_recall10": (0.18, 0.24),  # 0.2073
         "mixture_user_ndcg10": (0.16, 0.21),  # 0.1828
+        # paired differences from the LM bridge alone, on the same test users (measured +0.0108, +0.0108, +0.0090, cold +0.0094)
+        "fusion_user_minus_lm_bridge_ndcg10": (-0.01, 0.035),
+        "fusion_global_minus_lm_bridge_ndcg10": (-0.01, 0.035),
+        "uniform_minus_lm_bridge_ndcg10": (-0.01, 0.035),
+        "fusion_user_minus_lm_bridge_ndcg10_cold": (-0.02, 0.04),
     },
     "full": {  # MovieLens 1M; measured by `cdtl run configs/fusion_ml1m.yaml` (seed 0), the same code path
         "test_warm_users": (4731, 4731),

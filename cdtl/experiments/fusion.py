@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from cdtl.configfile import check_cutoffs
-from cdtl.evaluate import format_interval, report, slice_users
+from cdtl.evaluate import compare_to_reference, format_interval, report, slice_users
 from cdtl.experiments.common import (
     ConfigError,
     Result,
@@ -278,6 +278,29 @@ def table(results: dict[str, Any], metric: str = "ndcg@10") -> pd.DataFrame:
     return out
 
 
+def paired(fitted: Fitted, reference: str = "lm_bridge", systems: tuple[str, ...] = ("user", "global", "uniform"),
+           metric: str = "ndcg@10") -> dict[str, pd.DataFrame]:
+    """{slice: ``compare_to_reference`` table}: each system's paired difference from ``reference`` on the same test users.
+
+    Holm's correction runs over the systems of each slice; the config's bootstrap and seed.
+    """
+    cfg, fd = fitted.cfg, fitted.fd
+    names = [reference, *systems]
+    missing = [s for s in names if s not in fitted.per_user]
+    if missing:
+        raise KeyError(f"no per-user results for {missing}; this run scored {list(fitted.per_user)}")
+    users = fitted.per_user[reference]["users"]
+    if any(not np.array_equal(fitted.per_user[s]["users"], users) for s in names):
+        raise ValueError("the systems were scored on different test users; a paired comparison needs the same users")
+    keep = {"all": users, "warm": fd.warm_test_users, "cold": fd.cold_test_users}
+    out = {}
+    for part in SLICES:
+        values = {LABELS.get(s, s): slice_users({metric: fitted.per_user[s][metric]}, users, keep[part])[metric] for s in names}
+        out[part] = compare_to_reference(values, LABELS.get(reference, reference), n_resamples=cfg["evaluate"]["bootstrap"],
+                                         seed=cfg["seed"])
+    return out
+
+
 def format_table(results: dict[str, Any]) -> str:
     """Plain-text tables of NDCG@10 and Recall@10 (if measured) per system and user slice, with 95 % intervals."""
     results = summary_of(results)
@@ -296,6 +319,6 @@ def _fmt(values: dict[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {v:.3f}" for k, v in values.items()) + "}"
 
 
-__all__ = ["DEFAULTS", "LABELS", "SCORERS", "Fitted", "FusionData", "Scorer", "fit_all", "per_user_table", "summarize", "alone", "build_scorers", "evaluate_test", "fit_fusion",
+__all__ = ["DEFAULTS", "LABELS", "SCORERS", "Fitted", "FusionData", "Scorer", "fit_all", "paired", "per_user_table", "summarize", "alone", "build_scorers", "evaluate_test", "fit_fusion",
            "calibrate", "initial_temperatures", "format_table", "make_fusion", "prepare", "resolve", "run", "size", "slice_report", "table",
            "text_user_vectors", "time_split_per_user", "train_target_mf"]
