@@ -52,6 +52,15 @@ def toy_data(seed: int = 0) -> RecData:
     return RecData("toy", inter, items, rating_scale=(1.0, 5.0))
 
 
+def renamed(data: RecData, users: dict[str, str] | None = None, items: dict[str, str] | None = None) -> RecData:
+    """``data`` with some user and item ids replaced (e.g. by the ids a documented request uses)."""
+    users, items = users or {}, items or {}
+    inter = data.interactions.assign(user=data.interactions["user"].replace(users),
+                                     item=data.interactions["item"].replace(items))
+    return RecData(data.name, inter, data.items.assign(item=data.items["item"].replace(items)),
+                   rating_scale=data.rating_scale)
+
+
 @functools.lru_cache(maxsize=None)
 def toy_text(seed: int = 0) -> tuple[TextEncoder, torch.Tensor]:
     """The packaged encoder and the toy items' vectors, made once per test session."""
@@ -59,10 +68,11 @@ def toy_text(seed: int = 0) -> tuple[TextEncoder, torch.Tensor]:
     return encoder, encoder.encode(toy_data(seed).items["text"].tolist())
 
 
-def toy_trained(seed: int = 0, *, whiten: bool = False, pooling: str = "geometric") -> Trained:
-    """Random models over the toy split, as an experiment would hand them to ``pack_bundle``."""
+def toy_trained(seed: int = 0, *, whiten: bool = False, pooling: str = "geometric",
+                users: dict[str, str] | None = None, items: dict[str, str] | None = None) -> Trained:
+    """Random models over the toy split, as an experiment would hand them to ``pack_bundle`` (ids renamed by ``renamed``)."""
     torch.manual_seed(seed)
-    data = toy_data(seed)
+    data = renamed(toy_data(seed), users, items)
     cd = encode_split(cold_start_split(data, "books", "films", 0.3, seed=seed))
     encoder, text = toy_text(seed)
     source_rows, target_rows = cd.item_rows("books"), cd.item_rows("films")

@@ -1,8 +1,9 @@
-"""Prometheus metrics of the service: requests, latency, errors, how users were served, catalogue and bundle.
+"""Prometheus metrics of the service: requests, latency, errors, how users were served, catalogue, bundle and item store.
 
 Each app has its own registry (two services in one process never mix counts), served at
 ``GET /metrics`` in the Prometheus text format. ``MetricsMiddleware`` times every request
-at the ASGI level, so its latency includes validation and serialisation; the endpoint
+at the ASGI level, outside every other layer, so every answer is counted (a 413 or a
+400 for a malformed body too) and its latency includes validation and serialisation; the endpoint
 label is the route's path, or ``other`` for unknown paths (a scan of random URLs cannot
 blow up the number of series).
 """
@@ -35,6 +36,8 @@ class ServiceMetrics:
         self.unknown_history = Counter("cdtl_unknown_history_items", "History ids that were not source items", registry=r)
         self.items_added = Counter("cdtl_items_added", "Items added through POST /items", registry=r)
         self.reloads = Counter("cdtl_reloads", "Bundle reloads", ["outcome"], registry=r)
+        self.store_reads = Counter("cdtl_store_reads", "Reads of the added-item store (start, reload, refresh, add)",
+                                   ["outcome"], registry=r)
         self.catalogue = Gauge("cdtl_catalogue_items", "Target items the service recommends", registry=r)
         self.bundle = Gauge("cdtl_bundle_info", "The bundle being served (value 1)", ["bundle"], registry=r)
 

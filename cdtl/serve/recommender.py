@@ -20,6 +20,8 @@ them: neutral), popularity a count of 0. They enter the index at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +147,17 @@ class Recommender:
     def n_items(self) -> int:
         """Target items that can be recommended, added ones included."""
         return len(self._item_ids)
+
+    @property
+    def encoder_id(self) -> str:
+        """A short id of the text encoder the bundle names: vectors made by the same id are interchangeable."""
+        identity = self.bundle.serving["encoder"]
+        key = {k: identity.get(k) for k in ("model", "files_sha256", "pooling", "max_length", "normalize")}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def has_item(self, item: str) -> bool:
+        """Whether ``item`` is a source or target item already (bundled or added): a new item needs a new id."""
+        return item in self._target_rows or item in self._source_rows
 
     @property
     def added_items(self) -> list[dict[str, Any]]:
@@ -301,8 +314,18 @@ class Recommender:
             return base[row : row + 1].numpy()
         return self._added[row - len(base)]["vector"][None]
 
+    def item_vector(self, text: str) -> np.ndarray:
+        """The encoder's (dim,) vector of an item text, as ``add_item(..., vector=...)`` takes it."""
+        return self._encode(text, "text")[0]
+
     def add_item(self, item: str, text: str, title: str | None = None, *, vector: np.ndarray | None = None) -> int:
-        """Add a new target item from its text; returns its row. It is recommendable from the next request on."""
+        """Add a new target item from its text; returns its row. It is recommendable from the next request on.
+
+        ``title`` defaults to the text on one line (``cdtl.serve.schemas.title_from_text``);
+        ``vector``: the text's vector, when the same encoder made it already.
+        """
+        from cdtl.serve.schemas import title_from_text
+
         item = str(item)
         raw = self._encode(text, "text") if vector is None else np.asarray(vector, np.float32).reshape(1, -1)
         with self._write:
@@ -311,7 +334,7 @@ class Recommender:
             mf_mean = self.stats.current["mf"][0]  # MF has never seen the item: the catalogue's average row, neutral
             bridge_row = self.bridge_input.items(raw)[0]
             row_vector = np.concatenate([mf_mean, bridge_row, [0.0]]).astype(np.float32)
-            title = (title or text).strip()[:200]
+            title = title or title_from_text(text) or item
             self._added.append({"item": item, "text": text, "title": title, "vector": raw[0], "row": row_vector})
             self._item_ids.append(item)
             self._titles.append(title)

@@ -7,14 +7,51 @@ pydantic's errors into one message per field), never coerced or dropped.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 MAX_K = 1000  # items per answer
 MAX_HISTORY = 10_000  # items in a new user's history
 MAX_TEXT = 2_000  # characters of a free text
 MAX_ID = 200  # characters of an id
+ID_REFUSED = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, invisible format (zero-width, bidi), lone surrogate, line breaks
+TEXT_ALLOWED = {"\t", "\n", "\r"}  # a text may hold tabs and line breaks, no other control character
+
+
+def _first(value: str, refused: set[str], allowed: set[str] = frozenset()) -> tuple[int, str] | None:
+    return next(((n, c) for n, c in enumerate(value) if c not in allowed and unicodedata.category(c) in refused), None)
+
+
+def check_id(value: object) -> str:
+    """``value`` if it is a usable id or title: a string, not blank, without surrounding spaces or control characters."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not value.strip():
+        raise ValueError("is empty or only whitespace")
+    if value != value.strip():
+        raise ValueError("starts or ends with whitespace")
+    bad = _first(value, ID_REFUSED)
+    if bad is not None:
+        raise ValueError(f"holds a control or invisible character (U+{ord(bad[1]):04X} at position {bad[0]})")
+    return value
+
+
+def title_from_text(text: str) -> str:
+    """A title made from an item's text: one line, no control or invisible characters, at most ``MAX_ID`` characters."""
+    cleaned = "".join(" " if unicodedata.category(c) in ID_REFUSED else c for c in text)
+    return " ".join(cleaned.split())[:MAX_ID].strip()
+
+
+def check_text(value: object) -> str:
+    """``value`` if it is a usable item text: not blank; tabs and line breaks allowed, other control characters not."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("is empty or only whitespace")
+    bad = _first(value, {"Cc", "Cs"}, TEXT_ALLOWED)
+    if bad is not None:
+        raise ValueError(f"holds a control character (U+{ord(bad[1]):04X} at position {bad[0]})")
+    return value
 
 Id = Annotated[Union[Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID)], StrictInt],
                Field(description="an id as in the bundle (a number is read as its decimal text)")]
@@ -26,11 +63,14 @@ class _Strict(BaseModel):
 
 
 class RecommendRequest(_Strict):
-    """A known user by id, or a new (cold) user by the source-domain items they interacted with."""
+    """A known user by id, or a new (cold) user by the source-domain items they interacted with.
+
+    The examples' ids are those of a MovieLens 100K bundle (``configs/fusion_ml100k.yaml``), as in the README.
+    """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"user": "42", "k": 10},
-        {"history": ["Heat (1995)", "GoldenEye (1995)", "Speed (1994)"], "ratings": [5, 4, 4], "k": 5},
+        {"history": ["273", "2", "144"], "ratings": [5, 4, 4], "k": 5},
     ]})
 
     user: Id | None = Field(None, description="a known user id (warm, or known from the source domain)")
@@ -53,7 +93,7 @@ class ScoredItem(BaseModel):
 class RecommendResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "user": "42", "scorer": "mf", "weights": {"mf": 0.81, "lm_bridge": 0.12, "popularity": 0.07},
-        "items": [{"item": "American Beauty (1999)", "title": "American Beauty", "score": 3.1}],
+        "items": [{"item": "1", "title": "Toy Story", "score": 3.1}],
         "unknown_items": [], "history_used": 0, "bundle": "3f2a9c1e7b40"}]})
 
     user: str | None
@@ -70,7 +110,7 @@ class SimilarRequest(_Strict):
     """Items whose text is closest to a given item's (by id) or to a free text."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"item": "Toy Story (1995)", "k": 5}, {"text": "a romantic comedy in Paris", "k": 5}]})
+        {"item": "1", "k": 5}, {"text": "a romantic comedy in Paris", "k": 5}]})
 
     item: Id | None = None
     text: StrictStr | None = Field(None, min_length=1, max_length=MAX_TEXT)
@@ -89,9 +129,27 @@ class NewItemRequest(_Strict):
         {"item": "The Grand Budapest Hotel (2014)",
          "text": "The Grand Budapest Hotel (2014). Genres: Comedy, Drama", "title": "The Grand Budapest Hotel"}]})
 
-    item: StrictStr = Field(min_length=1, max_length=MAX_ID)
-    text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, description="what the encoder reads, e.g. title and genres")
-    title: StrictStr | None = Field(None, min_length=1, max_length=MAX_ID)
+    item: StrictStr = Field(min_length=1, max_length=MAX_ID,
+                            description="a new id: not blank, no surrounding spaces, no control or invisible characters")
+    text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, description="what the encoder reads, e.g. title and genres "
+                                                                           "(tabs and line breaks allowed)")
+    title: StrictStr | None = Field(None, min_length=1, max_length=MAX_ID,
+                                    description="shown in answers (default: the text); the same rules as the id")
+
+    @field_validator("item")
+    @classmethod
+    def _item(cls, value: str) -> str:
+        return check_id(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return None if value is None else check_id(value)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return check_text(value)
 
 
 class NewItemResponse(BaseModel):
@@ -101,7 +159,7 @@ class NewItemResponse(BaseModel):
 
 
 class ReloadRequest(_Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bundle": "bundles/ml1m"}, {}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bundle": "bundles/ml100k"}, {}]})
 
     bundle: StrictStr | None = Field(None, min_length=1, max_length=4096,
                                      description="path of the bundle to serve (default: the one being served, re-read)")
@@ -120,10 +178,12 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready", "loading", "failed"]
-    bundle: dict | None = None
+    bundle: dict | None = Field(None, description="the bundle being served; its path only with the bearer token")
     n_items: int | None = None
     index: str | None = None
     encoder: dict | None = None
+    store: dict | None = Field(None, description="the added-item store: status (ok, damaged, none), writable, items, "
+                                                 "refresh_seconds, file (its full path only with the bearer token), detail")
     detail: str | None = None
 
 
@@ -132,6 +192,6 @@ class ErrorBody(BaseModel):
     errors: list[dict] = Field(default_factory=list, description="[{field, message}] for each problem")
 
 
-__all__ = ["MAX_HISTORY", "MAX_ID", "MAX_K", "MAX_TEXT", "ErrorBody", "Health", "NewItemRequest", "NewItemResponse",
+__all__ = ["MAX_HISTORY", "check_id", "check_text", "title_from_text", "MAX_ID", "MAX_K", "MAX_TEXT", "ErrorBody", "Health", "NewItemRequest", "NewItemResponse",
            "Ready", "RecommendRequest", "RecommendResponse", "ReloadRequest", "ReloadResponse", "ScoredItem",
            "SimilarRequest", "SimilarResponse"]
