@@ -52,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     if "export" in config:  # train the served models and write a bundle (cdtl.serve.export)
         return _write_bundle(config, None, False)
+    if "name" in config:  # it names the default output folder, runs/<name>: a plain file name, never a path
+        from cdtl.configfile import check_name
+
+        check_name(config["name"])
     out = args.out or f"runs/{config.get('name', 'experiment')}"
     try:
         result = run(config, out, overwrite=args.overwrite)

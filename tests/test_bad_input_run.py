@@ -68,13 +68,56 @@ def test_probe_config_is_a_list(capsys, tmp_path):
     cli(capsys, ["run", _file(tmp_path, "- name: x\n")], "must be a mapping of sections")
 
 
+# nine levels of nine-fold YAML aliases (387 million strings once expanded), then a known key that uses them
+BOMB = "".join([f"l0: &l0 [{', '.join(['lol'] * 9)}]\n"] +
+               [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)])
+
+
+@pytest.mark.parametrize("key,text", [("name", "name: *l8\n"), ("train.grad_clip", "train:\n  grad_clip: *l8\n"),
+                                      ("evaluate.metrics", "evaluate:\n  metrics: *l8\n")])
+def test_probe_alias_bomb_is_refused_at_once_in_a_real_process(tmp_path, key, text):
+    path = _file(tmp_path, BOMB + text)
+    result = cli_process(["run", path], {**os.environ}, seconds=60)  # a hang (or a memory blow-up) fails here
+    assert result.returncode == 2, result.stderr[-2000:]
+    probes.assert_clear(result.stderr, f"{path}:1:5: the key l0 holds a YAML anchor (&l0)",
+                        "anchors and aliases are not allowed", max_lines=2)
+    assert len(result.stderr) < 400
+
+
+def test_probe_alias_in_an_override_names_the_override(capsys, no_training):
+    cli(capsys, ["run", MSE, "--set", "train.grad_clip=*x"], "--set train.grad_clip=*x", "YAML alias (*x)")
+
+
+def test_probe_config_over_the_size_cap_is_refused_before_it_is_read(capsys, tmp_path):
+    path = tmp_path / "big.yaml"
+    with open(path, "wb") as handle:  # 50 MB (sparse): the file of the report, read in full in 69 s before the cap
+        handle.truncate(50_000_000)
+    cli(capsys, ["run", str(path)], f"{path} is 50,000,000 bytes", "at most 1,048,576 bytes", seconds=10)
+
+
+@pytest.mark.parametrize("argv", [["--set", "name=../escaped"], ["--set", "name=/tmp/abs"], ["--set", "name=''"],
+                                  ["--set", "name=a/../../b"], ["--set", "name=\"tab\\there\""]])
+def test_probe_a_name_that_is_a_path_is_refused_before_any_folder_is_made(capsys, no_training, monkeypatch, tmp_path,
+                                                                          argv):
+    work, config = tmp_path / "work", str(Path(MSE).resolve())
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cli(capsys, ["run", config, *argv], "name must be a plain file name", "runs/<name>")
+    assert not any(tmp_path.rglob("*escaped*")) and list(work.iterdir()) == []
+
+
+def test_probe_a_name_that_is_a_path_in_the_file_is_refused(capsys, no_training, tmp_path):
+    path = _file(tmp_path, "name: ../x\n")
+    cli(capsys, ["run", path, "--out", str(tmp_path / "out")], "name must be a plain file name", "got '../x' (str)")
+
+
 # -- overrides and values ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("override,needles", [
     ("seed", ("--set expects key=value",)),
     ("train.lr=[1,", ("--set train.lr=[1,", "invalid YAML")),
-    ("train.lr.x=1", ("train.lr is 0.002, not a section",)),
+    ("train.lr.x=1", ("train.lr is 0.002 (float), not a section",)),
     ("seed=abc", ("seed must be an integer, got 'abc' (str)",)),
     ("train.epoch=3", ("unknown key train.'epoch'", "epochs")),
     ("model.dim=big", ("model.dim must be an integer, got 'big'",)),

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.configfile import ConfigFileError, apply_override, check_range, check_type
+from cdtl import distributed, folderlock
+from cdtl.configfile import ConfigFileError, apply_override, check_name, check_range, check_type, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
 from cdtl.io import atomic_write
@@ -48,15 +49,18 @@ def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "
     out = copy.deepcopy(defaults)
     for key, value in given.items():
         if key not in defaults:
-            raise ConfigError(f"unknown key {where}{key!r}; valid keys: {', '.join(sorted(defaults))}")
+            raise ConfigError(f"unknown key {where}{preview(key) if not isinstance(key, str) else repr(key[:80])}; "
+                              f"valid keys: {', '.join(sorted(defaults))}")
         if isinstance(defaults[key], dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}{key!r} must be a mapping, got {value!r}")
+                raise ConfigError(f"{where}{key!r} must be a mapping, got {preview(value)}")
             out[key] = merge_config(defaults[key], value, f"{where}{key}.")
         else:
             try:
                 check_type(f"{where}{key}", value, defaults[key])
                 check_range(f"{where}{key}", value)
+                if not where and key == "name":  # the run's folder is runs/<name>
+                    check_name(value)
             except ConfigFileError as err:  # an experiment's own error type, whichever check found it
                 raise ConfigError(str(err)) from err
             out[key] = value
@@ -69,8 +73,8 @@ set_value = apply_override  # one ``--set section.key=value`` on a raw config (t
 def check_ranking_metrics(metrics: Iterable[str], where: str = "evaluate.metrics", hint: str = "") -> None:
     """Refuse any metric that is not a ranking metric at a cut-off (recall@10, ndcg@20, ...); ``hint`` says what else to do."""
     for metric in metrics:
-        if not RANKING.match(metric):
-            raise ConfigError(f"unknown metric {metric!r} in {where}; valid choices: {RANKING_CHOICES}{hint}")
+        if not RANKING.match(str(metric)):
+            raise ConfigError(f"unknown metric {preview(metric)} in {where}; valid choices: {RANKING_CHOICES}{hint}")
 
 
 def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:
@@ -78,7 +82,7 @@ def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:
     for key, valid in choices.items():
         bad = [m for m in cfg[key] if m not in valid]
         if bad or not cfg[key]:
-            raise ConfigError(f"unknown {key} {bad or '(none given)'}; valid choices: {', '.join(valid)}")
+            raise ConfigError(f"unknown {key} {preview(bad) if bad else '(none given)'}; valid choices: {', '.join(valid)}")
 
 
 def check_train(section: dict[str, Any], where: str) -> None:
@@ -248,7 +252,7 @@ def item_vectors(text: dict[str, Any], items: pd.DataFrame, encoder: str = "froz
                             batch_size=int(text["encode_batch_size"])), None
     if encoder != "tuned" or train is None or tuning is None:
         raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)} (tuned needs training interactions and a "
-                          f"tuning section), got {encoder!r}")
+                          f"tuning section), got {preview(encoder)}")
     from cdtl.models.tuned_encoder import tune_item_encoder
 
     tuned = tune_item_encoder(items, train, model=text["model"], max_length=int(text["max_length"]),
@@ -290,26 +294,41 @@ RESULT_FILES = (METRICS_FILE, PER_USER_FILE)
 
 
 def prepare_output(out_dir: str | os.PathLike | None, overwrite: bool = False) -> Path | None:
-    """The folder a run will write its results to, checked before any data is loaded or any model trained.
+    """The folder a run will write its results to, claimed and checked before any data is loaded or any model trained.
 
-    A path that is a file, or a folder that holds an earlier run (``metrics.json`` or
-    ``per_user.csv``), is refused unless ``overwrite``: a user's results are never replaced
-    without being asked.
+    The folder is created and locked for this run (``cdtl.folderlock``: a second run on it is
+    refused, naming the first; a folder that cannot be written is refused now, not after
+    training); the lock is released by ``write_results`` or ``release_output``, or when the
+    process exits. A path that is a file, or a folder that holds an earlier run
+    (``metrics.json`` or ``per_user.csv``), is refused unless ``overwrite``: a user's results
+    are never replaced without being asked. Under torchrun only the writing rank claims it.
     """
     if out_dir is None:
         return None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file, not a folder: give a folder for {METRICS_FILE} and {PER_USER_FILE}")
-    earlier = [name for name in RESULT_FILES if (out / name).exists()]
-    if earlier and not overwrite:
-        raise OutputError(f"{out} holds an earlier run ({', '.join(earlier)}); choose another folder, or replace "
-                          "it with --overwrite (overwrite=True in Python)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main():
+            folderlock.claim(out)  # held from here: nothing can write there between this check and our write
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+    except folderlock.FolderLockError as err:
+        raise OutputError(str(err)) from None
     except OSError as err:
         raise OutputError(f"cannot create the output folder {out}: {err.strerror or err}") from err
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        release_output(out)
+        raise OutputError(f"{out} holds an earlier run ({', '.join(earlier)}); choose another folder, or replace "
+                          "it with --overwrite (overwrite=True in Python)")
     return out
+
+
+def release_output(out_dir: str | os.PathLike | None) -> None:
+    """Give back the output folder ``prepare_output`` claimed (nothing happens if this process does not hold it)."""
+    if out_dir is not None:
+        folderlock.release(out_dir)
 
 
 def write_results(out_dir: str | os.PathLike, summary: dict[str, Any], per_user: pd.DataFrame | None = None) -> Path:
@@ -327,6 +346,7 @@ def write_results(out_dir: str | os.PathLike, summary: dict[str, Any], per_user:
     atomic_write(out / METRICS_FILE, metrics_text)
     if per_user is None:
         (out / PER_USER_FILE).unlink(missing_ok=True)
+    release_output(out)  # the run is written: the folder is free for the next one
     return out
 
 

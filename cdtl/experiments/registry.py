@@ -14,8 +14,8 @@ from types import ModuleType
 from typing import Any
 
 from cdtl import distributed
-from cdtl.configfile import read_yaml
-from cdtl.experiments.common import ConfigError, Result, set_value, summary_of
+from cdtl.configfile import preview, read_yaml
+from cdtl.experiments.common import ConfigError, Result, release_output, set_value, summary_of
 
 KINDS = {
     "single": "cdtl.experiments.single",
@@ -34,8 +34,8 @@ DISTRIBUTED_KINDS = ("single",)  # the kinds that train with DDP under torchrun;
 def kind_of(config: dict[str, Any]) -> str:
     """The kind a config names (``single`` when it names none)."""
     kind = config.get("kind", "single") if isinstance(config, dict) else "single"
-    if kind not in KINDS:
-        raise ConfigError(f"unknown kind {kind!r}; valid choices: {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"unknown kind {preview(kind)}; valid choices: {', '.join(KINDS)}")
     return kind
 
 
@@ -55,14 +55,18 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
 
     Returns a ``Result``; with ``out_dir`` its summary is also written to ``out_dir/metrics.json``
     (and the per-user table to ``per_user.csv``). A folder that holds an earlier run is refused,
-    before any work, unless ``overwrite``. Under ``torchrun`` only the kinds of
-    ``DISTRIBUTED_KINDS`` run; the others are refused.
+    before any work, unless ``overwrite``; so is one another run is writing to (the folder is
+    locked from before any data is loaded until the run ends, even by an error). Under
+    ``torchrun`` only the kinds of ``DISTRIBUTED_KINDS`` run; the others are refused.
     """
     kind = kind_of(config)
     if distributed.launched() and kind not in DISTRIBUTED_KINDS:
         raise ConfigError(f"kind {kind!r} runs in one process; under torchrun only {', '.join(DISTRIBUTED_KINDS)} "
                           "experiments train with DDP: run it without torchrun")
-    return module_for(config).run(config, out_dir, data=data, overwrite=overwrite)
+    try:
+        return module_for(config).run(config, out_dir, data=data, overwrite=overwrite)
+    finally:
+        release_output(out_dir)  # the kind's prepare_output claimed it; an error must not leave it held
 
 
 def format_table(summary: dict[str, Any] | Result) -> str:
