@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from cdtl.data.tables import DataError, RecData, check_items_cover, require_columns, validate_interactions, validate_items
+from cdtl.data.tables import (
+    DataError,
+    RecData,
+    check_items_cover,
+    id_kind,
+    require_columns,
+    show_row,
+    validate_interactions,
+    validate_items,
+)
 
 
 def read_table(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> pd.DataFrame:
@@ -45,6 +54,20 @@ def read_table(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> pd.D
         raise DataError(f"{path}: cannot be read as {kind} ({first}); is it truncated or another format?") from None
 
 
+def _suffixes(path: str | os.PathLike[str]) -> str:
+    return "".join(Path(path).suffixes[-2:]).lower()
+
+
+def _same_item_type(inter: pd.DataFrame, inter_where: str, items: pd.DataFrame, items_where: str) -> None:
+    """Refuse item ids of one type in the interactions and another in the item table (7 there, "7" here)."""
+    theirs, ours = id_kind(inter["item"]), id_kind(items["item"])
+    if "mixed" in (theirs, ours) or theirs == ours or not len(inter) or not len(items):
+        return  # a column that mixes types is refused, with its rows, by the table's own check
+    raise DataError(f"column 'item' holds {theirs} in {inter_where} ({show_row(inter, inter.index[0], 'item')}) but "
+                    f"{ours} in {items_where} ({show_row(items, items.index[0], 'item')}); ids become text, so 7 and "
+                    "'7' would be one item: give both tables' item column one type")
+
+
 def load_tables(
     interactions: str | os.PathLike[str] | pd.DataFrame,
     items: str | os.PathLike[str] | pd.DataFrame,
@@ -67,6 +90,11 @@ def load_tables(
     A (user, item) pair must appear once: ``duplicates="refuse"`` (default) fails with the
     count and examples, ``"latest"`` keeps each pair's latest row by timestamp and records
     how many it dropped in ``notes["duplicates_dropped"]``. CSV files are read in ``encoding``.
+
+    Ids are read as text. An id column whose values mix types (the integer 7 and the text
+    "7", in one table or between the two tables, which would silently become one id) is
+    refused, naming two example rows; CSV ids are text by construction. A timestamp outside
+    the 64-bit integer range is refused, never wrapped.
     """
     columns = columns or {}
     tables = []
@@ -79,6 +107,9 @@ def load_tables(
         require_columns(df, needed, where)
         tables.append((df, where))
     (inter, inter_where), (item_df, item_where) = tables
+    typed = [isinstance(t, pd.DataFrame) or _suffixes(t).endswith((".parquet", ".pq")) for t in (interactions, items)]
+    if all(typed):
+        _same_item_type(inter, inter_where, item_df, item_where)
     if "rating" in inter.columns and rating_scale is None:
         raise DataError(f"{inter_where}: has a 'rating' column but no rating_scale was given; pass e.g. rating_scale=(1, 5)")
     keep = [c for c in ("user", "item", "rating", "timestamp", "domain") if c in inter.columns]

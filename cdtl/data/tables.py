@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cdtl.configfile import preview
 from cdtl.data.text import clean_text
 
 #: columns of the normalised interaction table (rating, timestamp and domain may be absent)
@@ -109,6 +110,8 @@ def validate_interactions(
     for col in ("user", "item", "domain"):
         if col in out.columns:
             _refuse_missing(out, col, where)
+            if col != "domain":
+                check_id_types(out, col, where)
             out[col] = out[col].astype(str)
     if "rating" in out.columns:
         ratings = pd.to_numeric(out["rating"], errors="coerce")
@@ -129,6 +132,7 @@ def validate_interactions(
         ts = pd.to_numeric(out["timestamp"], errors="coerce")
         if ts.isna().any():
             raise DataError(f"{where}: column 'timestamp' has {int(ts.isna().sum())} non-numeric or missing value(s)")
+        _refuse_outside_int64(ts, out["timestamp"], where)
         out["timestamp"] = ts.astype("int64")
     out = out.reset_index(drop=True)
     if duplicates == "refuse":
@@ -140,6 +144,91 @@ def validate_interactions(
         check_unique_pairs(out, where)
         return out
     return out.loc[_latest_rows(out)].reset_index(drop=True)
+
+
+ID_TYPES = {"string": "text", "integer": "whole numbers", "floating": "numbers", "boolean": "true/false",
+            "bytes": "bytes", "empty": "nothing"}
+
+
+def id_kind(values: pd.Series) -> str:
+    """What an id column holds: ``text``, ``whole numbers``, ``numbers``... or ``mixed`` (e.g. 7 and "7" together)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "true/false"
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return "whole numbers"
+    if pd.api.types.is_float_dtype(values.dtype):
+        return "numbers"
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        return "text"
+    return ID_TYPES.get(pd.api.types.infer_dtype(values, skipna=True), "mixed")
+
+
+def _value_kind(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false"
+    if isinstance(value, (int, np.integer)):
+        return "whole numbers"
+    if isinstance(value, (float, np.floating)):
+        return "numbers"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def show_row(df: pd.DataFrame, row: Any, col: str) -> str:
+    """``row 3 (domain 'B'): '7' (str)``: one value of ``col`` as an error names it, with its row and domain."""
+    domain = f" (domain {str(df.at[row, 'domain'])[:40]!r})" if "domain" in df.columns and col != "domain" else ""
+    return f"row {row}{domain}: {preview(df.at[row, col], 40)}"
+
+
+def check_id_types(df: pd.DataFrame, col: str, where: str) -> None:
+    """Refuse an id column whose values mix types (7 in one domain, "7" in another), naming two example rows.
+
+    Ids become text; were the types mixed, the integer 7 and the text "7" would become one
+    user (or item), inventing a link that is not in the data. Convert the column yourself
+    (``df[col].astype(str)``) if they are meant to be the same.
+    """
+    if id_kind(df[col]) != "mixed":
+        return
+    kinds = df[col].map(_value_kind)
+    first = df.index[0]
+    other = df.index[(kinds != kinds.loc[first]).to_numpy()][0]
+    raise DataError(f"{where}: column {col!r} mixes value types ({kinds.loc[first]} and {kinds.loc[other]}): "
+                    f"{show_row(df, first, col)}; {show_row(df, other, col)}. Ids become text, so 7 and '7' would be "
+                    f"one id: give the column one type, e.g. df[{col!r}] = df[{col!r}].astype(str) if they are the same")
+
+
+def _refuse_outside_int64(ts: pd.Series, given: pd.Series, where: str) -> None:
+    """Fail naming the first row whose timestamp is not finite or does not fit a 64-bit integer (it would wrap).
+
+    ``ts`` is ``given`` read as numbers; a whole number given as such (or as text) is compared
+    exactly, since reading it as a float rounds it (-2**63 - 1 would become -2**63).
+    """
+    low, high = -(2**63), 2**63 - 1
+    if pd.api.types.is_signed_integer_dtype(ts.dtype) and given.dtype != object:
+        return
+    if pd.api.types.is_unsigned_integer_dtype(ts.dtype):
+        outside = ts.to_numpy() > np.uint64(high)
+    elif given.dtype == object:
+        outside = np.array([_outside(raw, num, low, high) for raw, num in zip(given, ts)], dtype=bool)
+    else:
+        values = ts.to_numpy(np.float64)
+        outside = ~np.isfinite(values) | (values < -(2.0**63)) | (values >= 2.0**63)
+    if outside.any():
+        row = ts.index[outside][0]
+        raise DataError(f"{where}: column 'timestamp' has {int(outside.sum())} value(s) outside the 64-bit integer "
+                        f"range [-2**63, 2**63 - 1], e.g. row {row}: {preview(given.loc[row], 40)}; a timestamp is a whole "
+                        "number (seconds, or any ordering key) that fits 64 bits")
+
+
+def _outside(raw: Any, number: Any, low: int, high: int) -> bool:
+    """Whether one timestamp (as given, and as read) falls outside [low, high]; whole numbers compared exactly."""
+    if isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, (int, np.integer)) and not isinstance(raw, (bool, np.bool_)):
+        return not low <= int(raw) <= high
+    number = float(number)
+    return not (np.isfinite(number) and -(2.0**63) <= number < 2.0**63)
 
 
 def _refuse_missing(df: pd.DataFrame, col: str, where: str) -> None:
@@ -188,6 +277,7 @@ def validate_items(df: pd.DataFrame, where: str) -> pd.DataFrame:
     for col in ("item", "domain"):
         if col in out.columns:
             _refuse_missing(out, col, where)
+    check_id_types(out, "item", where)
     out["item"] = out["item"].astype(str)
     dup = out["item"].duplicated()
     if dup.any():
