@@ -96,16 +96,8 @@ class Recommender:
         self.source_text = t["text"]["source"].numpy()
         target_text = t["text"]["target"]
         self._seen = _csr_rows(t["histories"], "seen")
-        src_indptr, src_items = _csr_rows(t["histories"], "source")
-
         self.bridge_input = BridgeInput(build_bridge(t["bridge"], s["bridge"], target_text), t["bridge"])
-        has_source = np.diff(src_indptr) > 0
-        mean_raw = np.zeros((len(self.user_ids), self.source_text.shape[1]), np.float32)
-        counts = np.diff(src_indptr)
-        rows = np.repeat(np.arange(len(counts)), counts)
-        np.add.at(mean_raw, rows, self.source_text[src_items])
-        mean_raw[has_source] /= counts[has_source, None]
-        self.bridge_users = self.bridge_input.users(mean_raw)  # every known user's bridge vector (unused without history)
+        self.bridge_users = self.bridge_input.users(self._mean_source_text())  # unused for users without history
 
         mf = t["mf"]
         self.mf_users = mf["user_emb.weight"].numpy()
@@ -140,6 +132,16 @@ class Recommender:
         self._known: dict[int, tuple] = {}  # user row -> (moments, query, offset, weights, path): see _known_query
         self._write = threading.Lock()
         self.encoder_check: dict[str, Any] | None = None  # how the encoder reproduced the bundle (cdtl.serve.loading)
+
+    def _mean_source_text(self) -> np.ndarray:
+        """(n_users, dim) each known user's mean source-history text vector (zeros without history)."""
+        indptr, items = _csr_rows(self.bundle.tensors["histories"], "source")
+        counts = np.diff(indptr)
+        mean = np.zeros((len(self.user_ids), self.source_text.shape[1]), np.float32)
+        np.add.at(mean, np.repeat(np.arange(len(counts)), counts), self.source_text[items])
+        has = counts > 0
+        mean[has] /= counts[has, None]
+        return mean
 
     # ------------------------------------------------------------------ lookups
 
