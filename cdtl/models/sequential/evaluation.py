@@ -1,0 +1,83 @@
+"""Score next-item models as the course scores everything: full ranking over the target catalogue, and C2DSR's sampled view.
+
+Both views go through the package's one set of metrics (``cdtl.evaluate.evaluate_ranking`` and
+``cdtl.metrics``): the full view ranks every target-domain item but those in the history; the
+sampled view ranks the target among ``sampled_negatives`` (999 in C2DSR's tables), the target
+put at a seeded random place among them so ties favour nobody. Sampled metrics can order
+models differently from full ranking (Krichene & Rendle, KDD 2020): report full ranking, and
+the sampled view only beside a published table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from cdtl.data.sequential import SequenceSplit, left_pad
+from cdtl.evaluate import evaluate_ranking
+from cdtl.metrics import ranking_metrics, topk_from_scores
+
+Scorer = Callable[[Tensor], Tensor]  # (B, max_len) padded histories -> (B, n_items) scores
+
+
+def _scorer(model: object) -> Scorer:
+    score = getattr(model, "score_histories", None)
+    if score is None:
+        raise TypeError(f"{type(model).__name__} has no score_histories(seq): not a next-item model")
+    return score
+
+
+def rank_next(model: object, split: SequenceSplit, stage: str = "test", ks: Iterable[int] = (10,), max_len: int = 50,
+              batch_size: int = 512) -> dict[str, np.ndarray]:
+    """Per-user metrics of the ``stage`` target ranked among every target-domain item not in the user's history.
+
+    Returns ``users`` (row indices of ``split.users``) and one array per metric.
+    """
+    score, columns = _scorer(model), split.target_items()
+    histories, targets = split.stage(stage)
+    padded, _ = left_pad(histories, max_len)
+    column_of = np.full(split.n_items, -1)
+    column_of[columns] = np.arange(len(columns))
+    if (column_of[targets] < 0).any():
+        raise ValueError(f"a {stage} target is outside the target domain {split.target!r}")
+    seen = [np.unique(column_of[h][column_of[h] >= 0]) for h in histories]
+    exclude = sp.csr_matrix((np.ones(sum(len(s) for s in seen)),
+                             (np.repeat(np.arange(len(seen)), [len(s) for s in seen]),
+                              np.concatenate(seen) if seen else [])), shape=(len(seen), len(columns)))
+    cols = torch.from_numpy(columns)
+    users = np.arange(split.n_users)
+
+    def score_all(rows: Tensor) -> Tensor:
+        return score(torch.from_numpy(padded[rows.numpy()])).cpu()[:, cols]
+
+    per_user = evaluate_ranking(score_all, users, [np.array([column_of[t]]) for t in targets], exclude, ks, batch_size)
+    return {"users": users, **per_user}
+
+
+def rank_sampled(model: object, split: SequenceSplit, negatives: np.ndarray, stage: str = "test",
+                 ks: Iterable[int] = (10,), max_len: int = 50, batch_size: int = 512, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-user metrics of the ``stage`` target ranked among its ``negatives`` row (from ``sampled_negatives``)."""
+    score = _scorer(model)
+    histories, targets = split.stage(stage)
+    if negatives.shape[0] != split.n_users:
+        raise ValueError(f"negatives has {negatives.shape[0]} rows for {split.n_users} users")
+    padded, _ = left_pad(histories, max_len)
+    width = negatives.shape[1] + 1
+    place = np.random.default_rng([seed, 3]).integers(0, width, size=split.n_users)  # where the target sits
+    candidates = np.empty((split.n_users, width), dtype=np.int64)
+    for u in range(split.n_users):
+        candidates[u] = np.insert(negatives[u], place[u], targets[u])
+    ks = tuple(ks)
+    tops = []
+    with torch.no_grad():
+        for start in range(0, split.n_users, batch_size):
+            rows = slice(start, start + batch_size)
+            scores = score(torch.from_numpy(padded[rows])).cpu().float()
+            picked = torch.gather(scores, 1, torch.from_numpy(candidates[rows]))
+            tops.append(topk_from_scores(picked, max(ks)))
+    per_user = ranking_metrics(torch.cat(tops), [np.array([p]) for p in place], ks)
+    return {"users": np.arange(split.n_users), **per_user}
