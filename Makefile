@@ -20,7 +20,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 CPU_TIERS := not full and not gpu
 FAST_TIER := not notebooks and not slow and not full and not gpu
 
-.PHONY: help install mathjax browser test test-fast test-gpu test-full book timings clean-book clean
+.PHONY: help install mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
@@ -32,6 +32,9 @@ help:
 	@echo "make test-full on a CPU (hours): every chapter under nbval in the full profile, the full-profile ranges,"
 	@echo "               then their execution times stored in book/timings.json (full, cpu)"
 	@echo "make timings   store the last build's execution times of this profile and machine in book/timings.json"
+	@echo "make results   the runs chapters quote but do not run on the page (tens of minutes on a CPU): each config's"
+	@echo "               metrics.json, per-user table and provenance.json (command, date, machine, versions) under"
+	@echo "               results/; RESULTS_ARGS=--overwrite replaces earlier ones"
 
 $(STAMP): pyproject.toml requirements-ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -88,6 +91,13 @@ book: $(STAMP) mathjax
 
 timings: $(STAMP)
 	$(TIMINGS) record --profile $(PROFILE) --machine $(MACHINE) --cache _build/$(PROFILE)/_build/.jupyter_cache
+
+# Runs too long for a chapter's page, quoted by the chapters from results/<name>/ (committed): chapter 05's
+# MovieLens 1M new-item comparison and its full Amazon few-shot comparison, both with the pretrained encoder
+RECORD := CDTL_PROFILE=full $(BIN)/python results/record.py
+results: $(STAMP)
+	$(RECORD) newitems_ml1m configs/newitems_ml1m.yaml --set "encoders=[frozen]" --set "protocol.ratios=[0.2]" $(RESULTS_ARGS)
+	$(RECORD) fewshot_amazon configs/fewshot_amazon.yaml --set "encoders=[frozen]" $(RESULTS_ARGS)
 
 clean-book:
 	rm -rf _build
