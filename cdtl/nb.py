@@ -12,9 +12,11 @@ from typing import Any
 from cdtl.io import atomic_write, read_json
 from cdtl.profiles import ENV_VAR, Profile, choose
 from cdtl.profiles import profile as _profile
+from cdtl.versions import versions
 
 MIME = "application/vnd.cdtl.record+json"
 RECORD_DIR_VAR = "CDTL_RECORD_DIR"
+VERSIONS_KEY = "_versions"  # in a record file: the versions that produced its records (cdtl.versions)
 _glued: dict[str, Any] = {}  # names glued in this kernel, so a re-run cell does not glue a name twice
 
 _WHY = {
@@ -56,10 +58,12 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
     copy in the cell output, glued under ``name`` (``myst_nb.glue``) so the prose can quote
     it with ``{glue:text}`name``` in either profile, and, when ``CDTL_RECORD_DIR`` is set,
     appended to ``<dir>/<notebook>.json`` so a test can check it without parsing the
-    notebook. Outside a notebook only the file is written. Returns the JSON value recorded.
+    notebook. Outside a notebook only the file is written; the file also holds, under
+    ``_versions``, the versions of Python, torch, transformers, numpy, FAISS and cdtl that
+    produced it (``cdtl.versions``). Returns the JSON value recorded.
     """
-    if not name or not isinstance(name, str):
-        raise ValueError("record name must be a non-empty string")
+    if not name or not isinstance(name, str) or name == VERSIONS_KEY:
+        raise ValueError(f"record name must be a non-empty string other than {VERSIONS_KEY!r}")
     clean = _jsonable(value)
     try:
         from IPython import get_ipython
@@ -76,6 +80,7 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
         path = Path(directory) / f"{stem}.json"
         existing = read_json(path, what="recorded results") if path.exists() else {}
         existing[name] = clean
+        existing[VERSIONS_KEY] = versions()
         atomic_write(path, json.dumps(existing, indent=2, sort_keys=True))
     return clean
 

@@ -50,7 +50,12 @@ def test_record_writes_the_chapter_file(monkeypatch, tmp_path):
     assert nb.record("users", np.int64(943)) == 943
     nb.record("ci", (0.1, np.float32(0.25)))
     saved = json.loads((tmp_path / "99_test.json").read_text())
+    from cdtl.versions import versions
+
+    assert saved.pop(nb.VERSIONS_KEY) == versions()  # which versions produced the records
     assert saved == {"users": 943, "ci": [0.1, 0.25]}
+    with pytest.raises(ValueError, match="_versions"):
+        nb.record(nb.VERSIONS_KEY, 1)
     with pytest.raises(ValueError, match="non-finite"):
         nb.record("bad", float("nan"))
     with pytest.raises(TypeError, match="object"):
@@ -88,4 +93,5 @@ def test_record_glues_its_value_for_the_prose(monkeypatch, tmp_path):
     book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=outputs)])
     glued = extract_glue_data(book, [0], logger=None)  # how the book reads glued values (a duplicate would warn)
     assert {name: value["data"]["text/plain"] for name, value in glued.items()} == {"ndcg": "0.3125", "best": "ptupcdr"}
-    assert json.loads((tmp_path / "99_glue.json").read_text()) == {"ndcg": 0.3125, "best": "ptupcdr"}
+    saved = json.loads((tmp_path / "99_glue.json").read_text())
+    assert saved.pop(nb.VERSIONS_KEY)["cdtl"] and saved == {"ndcg": 0.3125, "best": "ptupcdr"}

@@ -6,7 +6,6 @@ import copy
 import inspect
 import json
 import os
-import platform
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from cdtl.io import atomic_write
 from cdtl.models.batches import bpr_batches, rating_batches
 from cdtl.models.mf import MF
 from cdtl.train import TrainConfig, TrainResult, fit
+from cdtl.versions import versions  # noqa: F401 (every kind's metrics.json stores them)
 
 RANKING = re.compile(r"^(recall|ndcg|hit|mrr|precision)@(\d+)$")
 RANKING_CHOICES = "recall@K, ndcg@K, hit@K, mrr@K, precision@K"
@@ -357,11 +357,3 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def versions() -> dict[str, str]:
-    """Versions of what produced a result, for metrics.json."""
-    import cdtl
-
-    return {"cdtl": cdtl.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform()}

@@ -2,7 +2,8 @@
 
 Layout (format version 1)::
 
-    manifest.json            format, format version, cdtl version, and the sha256 and size of every other file
+    manifest.json            format, format version, cdtl version, the versions that wrote it (cdtl.versions),
+                             and the sha256 and size of every other file
     config.json              the experiment config the models were trained with
     serving.json             how to serve them: domains, scorers, fusion settings, the text encoder's identity
     users.parquet            user ids in model row order, with their history lengths
@@ -144,9 +145,11 @@ def write_bundle(path: str | os.PathLike, *, config: dict[str, Any], serving: di
     payload.update({f"{name}.parquet": _table_bytes(frame, name) for name, frame in (("users", users), ("items", items))})
     payload.update({f"{name}.safetensors": _tensor_bytes(values, name) for name, values in tensors.items()})
     from cdtl import __version__
+    from cdtl.versions import versions
 
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "cdtl_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "summary": summary or {},
+                "versions": versions(),  # what wrote it (informational: a reader does not require it)
                 "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "holds": HOLDS[name]}
                           for name, data in sorted(payload.items())}}
     payload[MANIFEST] = _json_bytes(manifest, MANIFEST)
