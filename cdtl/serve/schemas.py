@@ -21,6 +21,11 @@ TEXT_ALLOWED = {"\t", "\n", "\r"}  # a text may hold tabs and line breaks, no ot
 
 
 def _first(value: str, refused: set[str], allowed: set[str] = frozenset()) -> tuple[int, str] | None:
+    """(position, character) of the first character of a ``refused`` Unicode category, or None."""
+    for c in allowed:
+        value = value.replace(c, " ")
+    if value.isprintable():  # the fast path: every refused category is unprintable
+        return None
     return next(((n, c) for n, c in enumerate(value) if c not in allowed and unicodedata.category(c) in refused), None)
 
 

@@ -24,7 +24,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +47,18 @@ class StoredItem:
     title: str
     encoder: str
     vector: np.ndarray
+    line: bytes | None = field(default=None, compare=False, repr=False)  # as read from the file, when it was
 
     def record(self) -> dict:
         data = np.ascontiguousarray(self.vector, dtype="<f4").tobytes()
         return {"item": self.item, "text": self.text, "title": self.title, "encoder": self.encoder,
                 "dim": int(self.vector.shape[0]), "vector": base64.b64encode(data).decode("ascii")}
+
+    def to_line(self) -> bytes:
+        """The item's line in the file (without its newline)."""
+        if self.line is None:
+            return json.dumps(self.record(), ensure_ascii=False, separators=(",", ":")).encode()
+        return self.line
 
 
 def default_store_path(bundle: str | os.PathLike) -> Path:
@@ -60,7 +67,7 @@ def default_store_path(bundle: str | os.PathLike) -> Path:
     return bundle.with_name(bundle.name + SUFFIX)
 
 
-def _item(record: object, line: int, path: Path) -> StoredItem:
+def _item(record: object, line: int, path: Path, raw: bytes) -> StoredItem:
     from cdtl.serve.schemas import check_id, check_text
 
     def bad(problem: str) -> CorruptFileError:
@@ -81,7 +88,7 @@ def _item(record: object, line: int, path: Path) -> StoredItem:
         raise bad(f"the vector of {item[:80]!r} is not base64 float32 ({err})") from None
     if vector.shape[0] != record["dim"] or not np.isfinite(vector).all():
         raise bad(f"the vector of {item[:80]!r} is not {record['dim']} finite numbers")
-    return StoredItem(item, text, title, encoder, vector)
+    return StoredItem(item, text, title, encoder, vector, raw)
 
 
 def parse_store(data: bytes, path: Path) -> list[StoredItem]:
@@ -105,7 +112,7 @@ def parse_store(data: bytes, path: Path) -> list[StoredItem]:
             record = json.loads(line)
         except ValueError as err:
             raise CorruptFileError(path, f"line {number} is not JSON ({err})", FIX) from None
-        found = _item(record, number, path)
+        found = _item(record, number, path, line)
         if found.item in seen:
             raise CorruptFileError(path, f"line {number}: item {found.item[:80]!r} appears twice", FIX)
         seen.add(found.item)
@@ -117,7 +124,7 @@ def parse_store(data: bytes, path: Path) -> list[StoredItem]:
 
 def store_bytes(items: list[StoredItem]) -> bytes:
     """The file for ``items``: a header line with their count and sha256, then one JSON line per item."""
-    body = b"".join(json.dumps(i.record(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for i in items)
+    body = b"".join(i.to_line() + b"\n" for i in items)
     header = {"format": FORMAT, "version": VERSION, "count": len(items), "sha256": bytes_hash(body)}
     return json.dumps(header).encode() + b"\n" + body
 
@@ -129,20 +136,24 @@ class ItemStore:
         self.path, self.writable, self.lock_timeout = Path(path), writable, lock_timeout
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
-    def signature(self) -> tuple[int, int, int] | None:
-        """(inode, mtime in ns, size) of the file, or None when there is none: a write changes it (a rename)."""
+        self._last: tuple[tuple, list[StoredItem]] | None = None  # (signature, items) of the last file read or written
+
+    def signature(self) -> tuple[int, ...] | None:
+        """(inode, mtime, ctime in ns, size) of the file, or None when there is none: a write changes it (a rename)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
+        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
 
-    def read(self) -> tuple[list[StoredItem], tuple[int, int, int] | None]:
-        """(items, signature of the file read); no file is an empty store."""
+    def read(self) -> tuple[list[StoredItem], tuple[int, ...] | None]:
+        """(items, signature of the file read); no file is an empty store. An unchanged file is not parsed again."""
         for _ in range(5):  # a write that renames between the stat and the read: read again
             before = self.signature()
             if before is None:
                 return [], None
+            if self._last is not None and self._last[0] == before:
+                return list(self._last[1]), before
             try:
                 data = self.path.read_bytes()
             except FileNotFoundError:
@@ -150,7 +161,9 @@ class ItemStore:
             except OSError as err:
                 raise CorruptFileError(self.path, f"cannot be read ({err.strerror})", FIX) from None
             if self.signature() == before:
-                return parse_store(data, self.path), before
+                items = parse_store(data, self.path)
+                self._last = (before, items)
+                return list(items), before
         raise CorruptFileError(self.path, "kept changing while it was read", "retry")
 
     @contextlib.contextmanager
@@ -159,12 +172,14 @@ class ItemStore:
         with file_lock(self.lock_path, timeout=self.lock_timeout):
             yield
 
-    def write(self, items: list[StoredItem]) -> tuple[int, int, int] | None:
+    def write(self, items: list[StoredItem]) -> tuple[int, ...] | None:
         """Replace the file with ``items`` atomically (call under ``locked``); returns the new signature."""
         if not self.writable:
             raise PermissionError(f"{self.path}: the added-item store is read-only here")
         atomic_write(self.path, store_bytes(items))
-        return self.signature()
+        signature = self.signature()
+        self._last = (signature, list(items))
+        return signature
 
 
 def open_store(bundle: str | os.PathLike, path: str | os.PathLike | None, *, read_only: bool) -> ItemStore | None:
