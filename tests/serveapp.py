@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +48,26 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the c
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
 
 
+def bounded(call: Callable[[], Any], seconds: float = 60.0) -> Any:
+    """``call()``'s value, or a failure if it takes more than ``seconds`` (it runs in a daemon thread: a hang fails)."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except BaseException as err:  # handed to the test's thread below
+            result["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise AssertionError(f"no answer within {seconds:.0f} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 @contextlib.contextmanager
 def running(bundle: Path, *, token: str | None = TOKEN, **options: Any) -> Iterator[TestClient]:
     """A started app on ``bundle`` (``options`` go to ``create_app``), once ``GET /ready`` answers 200."""
@@ -65,4 +86,4 @@ def catalogue(client: TestClient) -> dict[str, str]:
     return {i["item"]: i["title"] for i in answer.json()["items"]}
 
 
-__all__ = ["AUTH", "catalogue", "load", "running", "wait_for"]
+__all__ = ["AUTH", "bounded", "catalogue", "load", "running", "wait_for"]

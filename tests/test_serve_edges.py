@@ -1,13 +1,14 @@
 """The service's edges, in-process: ids that cannot be confused, any content type, bodies that say where they broke, 413s counted.
 
 Each case is a request a hostile or careless client sends; each answer is a 4xx naming
-the field at fault (TestClient re-raises a server error, so a 500 fails the test).
+the field at fault (TestClient re-raises a server error, so a 500 fails the test), within
+a deadline (a hang fails the test too).
 """
 
 from __future__ import annotations
 
 import pytest
-from serveapp import AUTH, running
+from serveapp import AUTH, bounded, running
 from servekit import toy_bundle
 
 MAX_BODY = 64 * 1024
@@ -34,7 +35,7 @@ def app(tmp_path_factory):
     ({"item": "f-x", "text": " \n "}, "text", "empty or only whitespace"),
 ])
 def test_new_item_ids_titles_and_texts_that_could_be_confused_are_refused(app, body, field, says):
-    answer = app.post("/items", json=body, headers=AUTH)
+    answer = bounded(lambda: app.post("/items", json=body, headers=AUTH))
     assert answer.status_code == 422 and answer.json()["detail"].startswith(f"{field}:"), answer.text
     assert says in answer.json()["detail"], answer.text
 
@@ -64,7 +65,7 @@ def test_a_json_body_is_read_whatever_the_content_type_says(app, content_type):
     (b'{"history": ["b1", "\\udc00"]}', 400, "history[1]: holds a lone UTF-16 surrogate"),
 ])
 def test_a_malformed_body_says_where_it_broke(app, raw, status, says):
-    answer = app.post("/recommend", content=raw, headers={"content-type": "application/json"})
+    answer = bounded(lambda: app.post("/recommend", content=raw, headers={"content-type": "application/json"}))
     assert answer.status_code == status and says in answer.json()["detail"], answer.text
 
 
@@ -73,9 +74,9 @@ def test_a_chunked_body_over_the_limit_is_a_413_and_every_status_is_counted(app)
         for _ in range(2 * MAX_BODY // 4096):
             yield b" " * 4096
 
-    answer = app.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+    answer = bounded(lambda: app.post("/recommend", content=chunks(), headers={"content-type": "application/json"}))
     assert answer.status_code == 413 and answer.json()["detail"].startswith("body:"), answer.text
-    declared = app.post("/recommend", content=b" " * (MAX_BODY + 1))
+    declared = bounded(lambda: app.post("/recommend", content=b" " * (MAX_BODY + 1)))
     assert declared.status_code == 413
     app.post("/recommend", content=b"{")
     app.get("/no-such-path")
