@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.export:
         from cdtl.experiments import load_config
-        from cdtl.serve.export import export
+        from cdtl.experiments.export import export
 
         out = Path(args.bundle or tempfile.mkdtemp(prefix="cdtl-bench-")) / "bundle"
         print(f"exporting {args.export} to {out} ...", flush=True)

@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     from cdtl.experiments import format_table, load_config, run
 
     config = load_config(args.config, args.set)
-    if "export" in config:  # train the served models and write a bundle (cdtl.serve.export)
+    if "export" in config:  # train the served models and write a bundle (cdtl.experiments.export)
         return _write_bundle(config, None, False)
     if "name" in config:  # it names the default output folder, runs/<name>: a plain file name, never a path
         from cdtl.configfile import check_name
@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_bundle(config: dict, out: str | None, overwrite: bool) -> int:
-    from cdtl.serve.export import export
+    from cdtl.experiments.export import export
 
     exported = export(config, out, overwrite=overwrite or None)
     print(f"wrote bundle {exported.path} (test NDCG@10 of the served fusion: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdtl.cli import main
-from cdtl.serve.export import split_config
+from cdtl.experiments.export import split_config
 
 FUSION = {"kind": "fusion", "name": "f", "scorers": ["mf", "lm_bridge", "popularity"]}
 

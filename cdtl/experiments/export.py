@@ -1,5 +1,7 @@
 """Train the served models through the fusion experiment and write them as a bundle: ``cdtl export`` and ``export:`` sections.
 
+It lives in the experiments layer because it trains; the service (``cdtl.serve``) only loads what it writes.
+
 A bundle serves what chapter 06's fusion experiment trains, on the same split:
 
 - target-domain matrix factorisation for warm users;
@@ -27,7 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from cdtl.serve.bundle import BundleError
+from cdtl.data.ids import interaction_matrix
+from cdtl.encoders.text_encoder import TextEncoder
+from cdtl.env import cache_dir
+from cdtl.experiments import fusion, transfer
+from cdtl.experiments.common import ConfigError
 from cdtl.serve.pack import SCORERS, Trained, pack_bundle
 
 EXPORT_DEFAULTS: dict[str, Any] = {"bundle": None, "fusion": "user", "overwrite": False}
@@ -50,8 +56,6 @@ class Exported:
 
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the experiment config, the export settings with defaults) of a config with an optional ``export:`` section."""
-    from cdtl.experiments.common import ConfigError
-
     config = copy.deepcopy(config)
     section = config.pop("export", None) or {}
     if not isinstance(section, dict):
@@ -76,36 +80,22 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return config, settings
 
 
-def _model_behind(scorer: Any, name: str) -> Any:
-    """The trained model behind a fusion scorer (its ``score_all`` is a bound method of the model or its wrapper)."""
-    owner = getattr(scorer.score_all, "__self__", None)
-    model = getattr(owner, "model", owner)
-    if model is None:
-        raise BundleError(f"cannot find the trained model behind scorer {name!r}")
-    return model
-
-
 def _encoder(cfg: dict[str, Any]) -> Any:
     """The text encoder the bridge's item vectors came from (cached on disk), built from the bridge's config."""
-    from cdtl.experiments import transfer
-    from cdtl.data import cache_dir
-    from cdtl.encoders.text_encoder import TextEncoder
-
     lm = transfer.resolve(cfg["lm_bridge"]["config"])["lm"]
     return TextEncoder(lm["model"], pooling="mean", max_length=int(lm["max_length"]),
                        batch_size=int(lm["encode_batch_size"]), cache_dir=cache_dir() / "embeddings"), lm
 
 
-def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: bool | None = None) -> Exported:
+def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: bool | None = None,
+           data: Any = None) -> Exported:
     """Train the fusion experiment ``config`` describes and write its models as a bundle at ``out``.
+
+    ``data`` (a two-domain ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the config's dataset.
 
     ``out`` (or ``export.bundle``) is the bundle folder; an existing one is replaced only
     with ``overwrite`` (or ``export.overwrite``).
     """
-    from cdtl.experiments import fusion
-    from cdtl.experiments.common import ConfigError
-    from cdtl.data.ids import interaction_matrix
-
     experiment, settings = split_config(config)
     out = out or settings["bundle"]
     if out is None:
@@ -118,18 +108,18 @@ def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: 
     mode = settings["fusion"]
     experiment.setdefault("fusion", {})["modes"] = [mode]
     cfg = fusion.resolve(experiment)
-    fitted = fusion.fit_all(cfg)
+    fitted = fusion.fit_all(cfg, data)
     fd, cd = fitted.fd, fitted.fd.cd
     encoder, lm = _encoder(cfg)
     text = encoder.encode(cd.split.data.items["text"].tolist(), ids=cd.split.data.items["item"].tolist())
     cold_val = interaction_matrix(cd.val["u"].to_numpy(), cd.val["i"].to_numpy(), cd.n_users, cd.n_target_items)
     seen = ((fd.test_exclude + cold_val) > 0).tocsr()  # everything a user is known to have seen, but the test part
-    popularity = fitted.scorers["popularity"].score_all(np.zeros(1, dtype=np.int64))[0]
+    popularity = fitted.models["popularity"].counts
     test = fitted.per_user[mode]
     summary = {"experiment": cfg["name"], "fusion": mode, "seed": cfg["seed"],
                "test_ndcg@10": float(np.mean(test["ndcg@10"])), "test_users": int(len(test["users"]))}
-    trained = Trained(cd=cd, text=text, encoder=encoder, mf=_model_behind(fitted.scorers["mf"], "mf"),
-                      bridge=_model_behind(fitted.scorers["lm_bridge"], "lm_bridge"), bridge_settings=lm,
+    trained = Trained(cd=cd, text=text, encoder=encoder, mf=fitted.models["mf"],
+                      bridge=fitted.models["lm_bridge"], bridge_settings=lm,
                       popularity=popularity, source_len=fd.source_len, target_len=fd.target_len, seen=seen,
                       fusion=fitted.fusions[mode], config=cfg, summary=summary)
     path = pack_bundle(out, trained, overwrite=overwrite)

@@ -197,6 +197,7 @@ class Fitted:
     fusions: dict[str, SoftmaxFusion]  # one per mode
     histories: dict[str, list[dict[str, float]]]
     per_user: dict[str, dict[str, np.ndarray]]  # system -> per-user test metrics (with "users")
+    models: dict[str, Any]  # scorer name -> the trained model behind it (MF, LMBridge, TextOnly, Popularity)
 
 
 def fit_all(cfg: dict[str, Any], data: Any = None) -> Fitted:
@@ -207,7 +208,7 @@ def fit_all(cfg: dict[str, Any], data: Any = None) -> Fitted:
     set_seed(cfg["seed"])
     fd = prepare(cfg, data)
     check_cutoffs(cfg["evaluate"]["metrics"], fd.cd.n_target_items)  # before any training
-    scorers, notes = build_scorers(cfg, fd)
+    scorers, notes, models = build_scorers(cfg, fd)
     per_user = {name: evaluate_test(cfg, fd, alone(s, scorers["popularity"])) for name, s in scorers.items()}
     calibrated = calibrate(cfg, fd, scorers) if cfg["fusion"]["calibrate"] else None
     fusions, histories = {}, {}
@@ -215,7 +216,7 @@ def fit_all(cfg: dict[str, Any], data: Any = None) -> Fitted:
         fusions[mode], result = fit_fusion(cfg, fd, scorers, mode, calibrated)
         histories[mode] = result.history
         per_user[mode] = evaluate_test(cfg, fd, fusions[mode].ranker(fd.test_exclude))
-    return Fitted(cfg, fd, scorers, notes, fusions, histories, per_user)
+    return Fitted(cfg, fd, scorers, notes, fusions, histories, per_user, models)
 
 
 def summarize(fitted: Fitted, started: float | None = None) -> dict[str, Any]:

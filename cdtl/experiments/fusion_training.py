@@ -42,23 +42,30 @@ def text_user_vectors(fd: FusionData, item_emb: torch.Tensor) -> torch.Tensor:
     return mean_pool(item_emb, (indptr, rows[order]), empty="zeros")
 
 
-def build_scorers(cfg: dict[str, Any], fd: FusionData) -> tuple[dict[str, Scorer], dict[str, Any]]:
-    """The configured base scorers, trained on the base training part, and notes on their training."""
+def build_scorers(cfg: dict[str, Any], fd: FusionData) -> tuple[dict[str, Scorer], dict[str, Any], dict[str, Any]]:
+    """The configured base scorers, trained on the base training part, notes on their training, and the trained models.
+
+    The models (``MF``, ``LMBridge``, ``TextOnly``, ``Popularity``) are returned by name, so whoever needs one
+    (a serving bundle) takes it from there rather than from the scorer's bound method.
+    """
     cd = fd.cd
     items = cd.target_items.ids
     n_users = cd.n_users
     scorers: dict[str, Scorer] = {}
     notes: dict[str, Any] = {}
+    models: dict[str, Any] = {}
     for name in cfg["scorers"]:
         set_seed(cfg["seed"])
         if name == "popularity":
             popularity = Popularity(cd.target_train["i"].to_numpy(), cd.n_target_items)
             scorers[name] = Scorer(name, popularity.score_all, items, np.ones(n_users, bool))
+            models[name] = popularity
         elif name == "mf":
             model, result = train_target_mf(cfg, fd)
             notes["mf"] = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                            "best_val": result.best_metric}
             scorers[name] = Scorer(name, model.score_all, items, fd.target_len > 0)
+            models[name] = model
         elif name == "text":
             from cdtl.encoders.catalogue import encode_items
             from cdtl.models.text_only import TextOnly
@@ -68,13 +75,15 @@ def build_scorers(cfg: dict[str, Any], fd: FusionData) -> tuple[dict[str, Scorer
             text = TextOnly(emb, text_user_vectors(fd, emb), candidates=cd.item_rows(cd.split.target),
                             whiten=t["whiten"], whiten_dim=t["whiten_dim"])
             scorers[name] = Scorer(name, text.score_all, items, (fd.source_len + fd.target_len) > 0)
+            models[name] = text
         else:  # lm_bridge: the language-model bridge of the transfer comparison
             from cdtl.experiments.transfer import fit_model
 
             section = cfg["lm_bridge"]
             model = fit_model(section["model"], cd, section["config"], task="ranking", seed=cfg["seed"])
             scorers[name] = Scorer(name, model.score_all, items, fd.source_len > 0)
-    return scorers, notes
+            models[name] = model.model  # the LMBridge inside its popularity-fallback wrapper
+    return scorers, notes, models
 
 
 def alone(scorer: Scorer, fallback: Scorer) -> Any:
