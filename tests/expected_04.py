@@ -28,6 +28,17 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "lm_bridge_rmse": (0.97, 1.07),  # 1.0175
         "share_hurt": (0.05, 0.35),  # 0.1828
         "amazon_available": (0, 1),
+        # the loss-swapped rows and their paired differences (measured 0.5469, 0.5928, -0.0568, +0.0307)
+        "lm_bridge_bpr_ndcg10": (0.45, 0.65),
+        "emcdr_linear_softmax_ndcg10": (0.50, 0.67),
+        "lm_bridge_bpr_minus_softmax_ndcg10": (-0.13, 0.02),
+        "emcdr_softmax_minus_bpr_ndcg10": (-0.03, 0.09),
+        "bridges_compared": (8, 8),
+        # what the models recommend: popularity's ten comedies for everyone (10 / 604), the bridges more
+        "popularity_coverage10": (0.0165, 0.0166),  # 0.01656, deterministic
+        "best_transfer_coverage10": (0.04, 0.35),  # 0.1540
+        "lm_bridge_novelty10": (6.6, 8.0),  # 7.02 bits
+        "popularity_popular10": (1.0, 1.0),
     },
     "full": {  # MovieLens 1M; measured by `cdtl run configs/transfer_ml1m.yaml` (seed 0, 20 % cold), the same code
         "test_users": (600, 600),
@@ -56,5 +67,6 @@ RELATIONS = [
     ("best_transfer_ndcg10_low", ">", "popularity_ndcg10_high"),
     ("emcdr_linear_rmse", "<", "target_mf_rmse"),
     ("ptupcdr_rmse", "<", "target_mf_rmse"),
-    ("hurt_popularity_share", ">", "others_popularity_share"),  # the users transfer hurts are the mainstream ones
+    ("hurt_popularity_share", ">", "others_popularity_share"),
+    ("best_transfer_coverage10", ">", "popularity_coverage10"),  # a bridge personalises: more of the catalogue is shown  # the users transfer hurts are the mainstream ones
 ]
