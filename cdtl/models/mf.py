@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cdtl.models.bpr_sparse import bpr_loss as sparse_bpr_loss
+
 LOSSES = ("mse", "bpr", "softmax", "sampled_softmax")
 
 _BATCH_KEYS = {
@@ -176,11 +178,21 @@ class MF(nn.Module):
     def _bpr_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """-log sigmoid(y_pos - y_neg) averaged over the batch and its K negatives, plus the ``reg`` penalty.
 
+        Sparse tables without dropout take ``cdtl.models.bpr_sparse``: the same loss and gradient
+        with each distinct row of the batch looked up once and its gradient already summed.
+        """
+        items = torch.cat([pos.unsqueeze(1), neg.view(len(users), -1)], dim=1)  # (B, 1 + K)
+        if self.user_emb.sparse and (self.drop.p == 0.0 or not self.training):
+            return sparse_bpr_loss(self, users, items)
+        return self._bpr_loss_autograd(users, items)
+
+    def _bpr_loss_autograd(self, users: Tensor, items: Tensor) -> Tensor:
+        """BPR through autograd, for (B,) users and (B, 1 + K) items (the positive first).
+
         One lookup per table, and the penalty reuses the looked-up rows. The global and user
         biases cancel in the difference; they stay in y so that every parameter takes part in
         the step (DDP expects each sparse table to receive a gradient).
         """
-        items = torch.cat([pos.unsqueeze(1), neg.view(len(users), -1)], dim=1)  # (B, 1 + K)
         u, w = self.user_emb(users), self.item_emb(items)
         b, c = self.user_bias(users), self.item_bias(items).squeeze(-1)
         y = (self.drop(u).unsqueeze(1) * self.drop(w)).sum(-1) + c + b + self.global_bias

@@ -60,19 +60,46 @@ class SparseAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(correction2) / correction1
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 if p.grad.is_sparse:
-                    grad = p.grad.coalesce()
-                    rows, values = grad.indices()[0], grad.values()
-                    m_rows = m.index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
-                    v_rows = v.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
-                    m.index_copy_(0, rows, m_rows)
-                    v.index_copy_(0, rows, v_rows)
-                    p.index_add_(0, rows, m_rows.div_(v_rows.sqrt_().add_(group["eps"])), alpha=-step_size)
+                    _lazy_adam_rows(p, m, v, *_summed_rows(p.grad), beta1, beta2, group["eps"], step_size)
                 else:
                     grad = p.grad
                     m.mul_(beta1).add_(grad, alpha=1 - beta1)
                     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                     p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
         return loss
+
+
+def _lazy_adam_rows(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, rows: torch.Tensor, values: torch.Tensor,
+                    beta1: float, beta2: float, eps: float, step_size: float) -> None:
+    """Adam on the distinct ``rows`` of ``p`` with their summed gradient ``values``; no other row is read or written.
+
+    Each table is written with ``index_add_`` of the change (no ``alpha``): on a CPU that is
+    twice as fast as ``index_copy_`` of the new rows, and ``index_add_`` with an ``alpha`` is
+    several times slower still. m + (1 - beta1)(g - m) is beta1 m + (1 - beta1) g, and the same for v.
+    """
+    m_rows, v_rows = m.index_select(0, rows), v.index_select(0, rows)
+    m_change = torch.sub(values, m_rows).mul_(1 - beta1)
+    v_change = torch.mul(values, values).sub_(v_rows).mul_(1 - beta2)
+    m.index_add_(0, rows, m_change)
+    v.index_add_(0, rows, v_change)
+    m_rows.add_(m_change)
+    denom = v_rows.add_(v_change).sqrt_().add_(eps)
+    p.index_add_(0, rows, m_rows.mul_(-step_size).div_(denom))
+
+
+def _summed_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of a sparse gradient (ascending) and each row's summed values.
+
+    A gradient whose rows are already distinct and ascending (``cdtl.models.bpr_sparse`` makes
+    them so; autograd drops the flag that says it on the way into ``.grad``) is used as it is:
+    checking that costs one comparison per row, where coalescing sorts and copies every value.
+    """
+    if not grad.is_coalesced() and grad.sparse_dim() == 1:
+        rows = grad._indices()[0]
+        if rows.numel() < 2 or bool((rows[1:] > rows[:-1]).all()):
+            return rows, grad._values()
+    grad = grad.coalesce()
+    return grad.indices()[0], grad.values()
 
 
 def has_sparse_gradients(model: nn.Module) -> bool:
