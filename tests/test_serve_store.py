@@ -187,3 +187,16 @@ def test_without_a_writable_store_post_items_is_a_503_that_names_the_flag(bundle
         state.store = None  # what open_store gives when the bundle's folder is not writable and no store is named
         refused = app.post("/items", json=PENGUIN, headers=AUTH)
         assert refused.status_code == 503 and "--items-store" in refused.json()["detail"]
+
+
+def test_a_folder_as_the_store_is_refused_before_the_service_starts(tmp_path):
+    with pytest.raises(ValueError, match="is a folder; name a file in it"):
+        open_store(tmp_path / "bundle", tmp_path, read_only=False)
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf")])
+def test_a_refresh_interval_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, seconds):
+    from cdtl.serve.app import create_app
+
+    with pytest.raises(ValueError, match="--store-refresh must be a number of seconds"):
+        create_app(tmp_path / "bundle", token="x" * 16, store_refresh=seconds)

@@ -119,8 +119,8 @@ def create_app(bundle_path: str | Path, *, token: str | None, read_only: bool = 
     if not read_only and not token:
         raise ValueError("the writable endpoints (POST /items, POST /reload) need a token: set CDTL_SERVE_TOKEN or pass "
                          "--token-file, or start the service --read-only")
-    if not store_refresh > 0:
-        raise ValueError(f"store_refresh must be a positive number of seconds, got {store_refresh!r}")
+    if not (isinstance(store_refresh, (int, float)) and 0 < store_refresh < 86400):
+        raise ValueError(f"--store-refresh must be a number of seconds above 0 and below a day, got {store_refresh!r}")
     if load is None:
         from cdtl.serve.loading import load_recommender as load
     metrics = ServiceMetrics(PATHS)

@@ -189,12 +189,23 @@ def open_store(bundle: str | os.PathLike, path: str | os.PathLike | None, *, rea
     existing default store in a read-only folder is still read. None: no store at all.
     """
     if path is not None:
-        return ItemStore(path, writable=not read_only)
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"--items-store {path} is a folder; name a file in it, e.g. {path / 'items.jsonl'}")
+        return ItemStore(path, writable=not read_only and _can_write(path))
     default = default_store_path(bundle)
-    writable = os.access(default.parent, os.W_OK)
+    writable = _can_write(default)
     if not writable and not default.exists():
         return None
     return ItemStore(default, writable=writable and not read_only)
+
+
+def _can_write(path: Path) -> bool:
+    """Whether ``path`` can be (re)placed: its folder, or the nearest one that exists, is writable."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
 
 
 __all__ = ["FORMAT", "LOCK_TIMEOUT", "SUFFIX", "ItemStore", "StoredItem", "default_store_path", "open_store",
