@@ -32,7 +32,7 @@ from cdtl.serve.bodies import RequestBody, error_response
 from cdtl.serve.metrics import MetricsMiddleware, ServiceMetrics
 from cdtl.serve.recommender import Recommender, RequestError
 from cdtl.serve.routes import probes, reads, writes
-from cdtl.serve.state import STORE_REFRESH, ServiceState
+from cdtl.serve.state import STORE_REFRESH, ServiceState, log
 from cdtl.serve.store import open_store
 
 MAX_BODY = 4 * 1024 * 1024  # bytes
@@ -43,8 +43,8 @@ DESCRIPTION = """Recommendations for warm users (matrix factorisation), cold use
 
 Every endpoint takes a JSON body, whatever the content type says (`curl -d '{...}'` works as written). \
 Items added through `POST /items` (bearer token) are written through to one store file: by default \
-`<bundle folder>.items.jsonl` beside the bundle folder when that folder is writable, else the file named by \
-`cdtl serve --items-store PATH`. The store is read at start and on `POST /reload`, so a restart keeps the items; \
+`<bundle folder>.items.jsonl` beside the bundle folder when the folder holding it is writable, or the file \
+named by `cdtl serve --items-store PATH`. The store is read at start and on `POST /reload`, so a restart keeps the items; \
 replicas that share the store file (a volume every replica mounts) each re-read it when it changes, checked every \
 `--store-refresh` seconds (default 2), so an item added through one replica is served by all of them within that \
 time. Two replicas adding the same id at once: one wins, the other answers 409. A damaged store is refused \
@@ -88,7 +88,10 @@ def _refresh_loop(state: ServiceState, stop: threading.Event, on_fatal: Callable
     """Load the bundle and the store, then re-read the store whenever its file changes (every ``store_refresh`` s)."""
     state.start(on_fatal)
     while state.store is not None and state.recommender is not None and not stop.wait(state.store_refresh):
-        state.refresh()
+        try:
+            state.refresh()
+        except Exception:  # keep refreshing: the next change of the file is read again
+            log.exception("cdtl serve: reading the added-item store %s failed", state.store.path)
 
 
 def _lifespan(on_fatal: Callable[[str], None] | None) -> Callable[[FastAPI], Any]:
