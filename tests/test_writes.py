@@ -25,6 +25,8 @@ ALLOWED = {
     ("data/download.py", "_obtain_archive"): "renames a verified download out of its temporary folder (one rename)",
     ("serve/bundle.py", "_table_bytes"): "writes Parquet into an in-memory buffer, whose bytes atomic_write then writes",
     ("serve/server.py", "start"): "the service's own log in a private temporary folder, streamed while it runs",
+    ("folderlock.py", "_locked"): "a run's lock file, locked in place (a rename would lose the lock); it records only "
+                                  "who holds the folder and is removed when the run ends",
 }
 
 
