@@ -40,6 +40,10 @@ EXPECTED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "coldstart_mf_ndcg10": (0.35, 0.60), "coldstart_popularity_ndcg10": (0.35, 0.60),
             "coldstart_mf_minus_popularity_ndcg10": (-0.03, 0.03),  # +0.0004: the mean warm user ranks like popularity
             "coldstart_unseen_share": (1.0, 1.0), "bpr_by_hand_ndcg10": (0.18, 0.36),
+            # paired comparisons (measured: ratio 1.97, correlation 0.87, softmax - BPR -0.0007, cold interval +-0.024)
+            "paired_width_ratio": (1.3, 4.0), "bpr_softmax_correlation": (0.6, 0.98),
+            "softmax_minus_bpr_ndcg10": (-0.06, 0.06),
+            "coldstart_mf_minus_popularity_ndcg10_low": (-0.08, 0.0), "coldstart_mf_minus_popularity_ndcg10_high": (0.0, 0.08),
         },
         "full": {  # MovieLens 1M, converged (goals: BPR NDCG@10 >= 0.25, Recall@10 >= 0.16; RMSE <= 0.86)
             "explicit_rmse": (0.80, 0.88), "global_mean_rmse": (1.10, 1.13),
