@@ -75,7 +75,13 @@ def _locked(folder: Path, lock: Path) -> IO[bytes]:
         except OSError as err:
             raise FolderLockError(f"{folder} cannot be written ({err.strerror or err}): choose a folder you can write "
                                   "to with --out") from None
-        if not _try_lock(handle):
+        try:
+            locked = _try_lock(handle)
+        except OSError as err:  # a file system without locks (some network mounts): go on, and say so
+            print(f"cdtl: {folder}: this file system cannot lock files ({err.strerror or err}); the run goes on "
+                  "unlocked: start no second run on this folder until it ends", file=sys.stderr)
+            return handle
+        if not locked:
             holder = _holder(handle)
             handle.close()
             who = describe(holder) if holder else "its details are not written yet"
