@@ -288,5 +288,5 @@ def check_cutoffs(metrics: Any, n_items: int, key: str = "evaluate.metrics") -> 
                                   f"use a cut-off between 1 and {n_items}")
 
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_TEXT", "ConfigFileError", "RANGES", "apply_override", "check_cutoffs", "check_name", "check_range",
-           "check_type", "clip", "parse_yaml", "preview", "read_yaml"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_TEXT", "RANGES", "ConfigFileError", "apply_override", "check_cutoffs", "check_name",
+           "check_range", "check_type", "clip", "parse_yaml", "preview", "read_yaml"]

@@ -12,7 +12,6 @@ from cdtl.configfile import (
     ConfigFileError,
     apply_override,
     check_name,
-    check_range,
     check_type,
     parse_yaml,
     preview,
