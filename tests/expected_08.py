@@ -23,6 +23,8 @@ _ALWAYS = {
     "bad_request_status": (422, 422),
     "load_errors": (0, 0),
     "load_requests": (50, 10**7),
+    "batch_users": (100, 10**7),  # every warm user of the bundle, scored by cdtl recommend
+    "batch_matches_online": (1.0, 1.0),  # the batch lists are the ones /recommend answers
     "faiss_recall10": (0.95, 1.0),  # the chapter's HNSW (M=32, efSearch=128) against exact search
     "srm_p_value": (0.001, 1.0),  # a hash split of this size shows no sample-ratio mismatch
     "ab_p_value": (0.0, 1.0),
@@ -44,6 +46,13 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "users_80_ab": (50_000, 409_600),  # 180,907 (simulated)
         "users_80_interleaving": (250, 2_000),  # 671
         "interleaving_share_treatment": (0.54, 0.64),  # 0.589
+        # the replay's cold users, CUPED and the sequential test's power (measured 0.978, +0.1272, 739, 0.022, 0.17, 0.036)
+        "cold_hit10_control": (0.9, 1.0),
+        "cold_ndcg10_paired_difference": (0.05, 0.2),
+        "cuped_users_with_pre_period": (739, 739),
+        "cuped_variance_reduction": (-0.01, 0.2),
+        "power_fixed_horizon": (0.05, 0.4),
+        "power_msprt": (0.0, 0.15),
     },
     "full": {  # MovieLens 1M; measured on the bundle of `cdtl export fusion_ml1m` (seed 0), the same code path
         **_ALWAYS,
