@@ -8,6 +8,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from cdtl.beyond_accuracy import coverage, novelty, popular_share  # noqa: F401 (what a model recommends, beside how well)
+
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 IndexLike = Union[np.ndarray, torch.Tensor, Iterable[int]]
 
