@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cdtl-installed
 EXTRAS := offline,book,test,serve,bench
 MATHJAX := book/node_modules/mathjax/package.json
+comma := ,
 # The book's profile: CDTL_PROFILE when set, else cdtl's own default (full where a CUDA GPU is
 # present, smoke where none is). Expanded when a recipe runs, so after the environment exists.
 PROFILE = $(or $(CDTL_PROFILE),$(shell $(BIN)/python -c "import cdtl.profiles as p; print(p.choose()[0])"))
@@ -20,7 +21,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 CPU_TIERS := not full and not gpu
 FAST_TIER := not notebooks and not slow and not full and not gpu
 
-.PHONY: help install mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
+.PHONY: help install lock mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
@@ -36,13 +37,35 @@ help:
 	@echo "               metrics.json, per-user table and provenance.json (command, date, machine, versions) under"
 	@echo "               results/; RESULTS_ARGS=--overwrite replaces earlier ones"
 
+# The environment installs from the lock, requirements-ci.txt: every package of the extras at one version, each
+# file's sha256 checked (--require-hashes), so the recorded chapter results do not move with new releases; then the
+# package itself, without resolving again (its build backend, setuptools, is in the lock). The lock's torch is the
+# CPU build (2.13.0+cpu), published on the PyTorch CPU index rather than PyPI: that index is added unless pip already
+# finds the wheel with no index at all (a local wheel folder in pip's own configuration).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIN = $(shell sed -n 's/^\(torch==[^ ]*\).*/\1/p' requirements-ci.txt)
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
 $(STAMP): pyproject.toml requirements-ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-ci.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	$(PIP) install --quiet --require-hashes -r requirements-ci.txt \
+	  $$($(PIP) install --quiet --dry-run --no-index --no-deps "$(TORCH_PIN)" >/dev/null 2>&1 || echo --extra-index-url $(TORCH_INDEX))
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Recompile the lock from pyproject.toml's extras after a change of ranges there. uv keeps every version the lock
+# already pins unless asked (LOCK_ARGS=--upgrade, or --upgrade-package NAME); it runs from a scratch environment,
+# never this one. LOCK_ARGS also takes where the CPU torch wheel is found (e.g. --find-links DIR where the PyTorch
+# index is out of reach).
+LOCK_ARGS ?= --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
+lock:
+	test -x build/lock-env/bin/uv || { $(PYTHON) -m venv build/lock-env && build/lock-env/bin/pip install --quiet uv; }
+	build/lock-env/bin/uv pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+	  --generate-hashes --python-version 3.11.7 --python-platform x86_64-manylinux_2_28 \
+	  --custom-compile-command "make lock" $(LOCK_ARGS) -o requirements-ci.txt
+	$(PYTHON) .ci/environment_yml.py
 
 # MathJax, pinned in book/package.json (integrity in book/package-lock.json), served by the book itself
 $(MATHJAX): book/package.json book/package-lock.json
