@@ -1,6 +1,7 @@
 """The service's endpoints as FastAPI routers: probes and metrics, reads, and the writes that need the bearer token.
 
-Each endpoint is a small function of its request body and two dependencies:
+Each endpoint is a small function of its request body and two dependencies (``async``,
+so they run on the event loop, not in the thread pool):
 ``current_recommender`` (the recommender being served, or a 503 while the bundle loads)
 and, for writes, ``require_token`` (401 without a valid ``Authorization: Bearer``
 header, 403 on a read-only service). The state they read lives on ``app.state.service``
@@ -35,11 +36,11 @@ class AuthError(RequestError):
         self.headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
 
 
-def service(request: Request) -> ServiceState:
+async def service(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def metrics(request: Request) -> ServiceMetrics:
+async def metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
@@ -47,7 +48,7 @@ Service = Annotated[ServiceState, Depends(service)]
 Counts = Annotated[ServiceMetrics, Depends(metrics)]
 
 
-def current_recommender(state: Service) -> Recommender:
+async def current_recommender(state: Service) -> Recommender:
     return state.current()
 
 
@@ -61,7 +62,7 @@ def has_token(request: Request, state: ServiceState) -> bool:
             and hmac.compare_digest(credentials.strip().encode(), state.token.encode()))
 
 
-def require_token(request: Request, state: Service) -> None:
+async def require_token(request: Request, state: Service) -> None:
     what = f"{request.method} {request.url.path}"
     if state.read_only:
         raise AuthError("service", f"this service was started read-only: {what} is disabled", 403)
