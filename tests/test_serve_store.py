@@ -200,3 +200,17 @@ def test_a_refresh_interval_that_is_not_a_positive_number_of_seconds_is_refused(
 
     with pytest.raises(ValueError, match="--store-refresh must be a number of seconds"):
         create_app(tmp_path / "bundle", token="x" * 16, store_refresh=seconds)
+
+
+def test_a_store_damaged_while_serving_is_refused_at_reload_and_no_served_item_is_lost(bundle, tmp_path):
+    store = tmp_path / "items.jsonl"
+    with running(bundle, items_store=store, store_refresh=0.1) as app:
+        assert app.post("/items", json=PENGUIN, headers=AUTH).status_code == 201
+        store.write_bytes(store.read_bytes().replace(b"Penguin Bakery", b"Penguin Bakerz"))
+        reloaded = app.post("/reload", headers=AUTH)
+        assert reloaded.status_code == 200 and reloaded.json()["carried_items"] == 1, reloaded.text
+        ready = app.get("/ready").json()
+        assert ready["n_items"] == 13 and ready["store"]["status"] == "damaged"
+        assert catalogue(app)["f-penguin"] == "Penguin Bakery"
+        assert app.post("/items", json={"item": "f-kite", "text": "A comedy film about a kite"},
+                        headers=AUTH).status_code == 503
