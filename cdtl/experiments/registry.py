@@ -25,6 +25,7 @@ KINDS = {
     "newitems": "cdtl.experiments.newitems",
     "fewshot": "cdtl.experiments.fewshot",
     "finetune": "cdtl.experiments.finetune",
+    "sequential": "cdtl.experiments.sequential",
 }
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the course's experiments (``configs/`` in the repo)
 DATASET_TAGS = {"movielens-100k": "ml100k", "movielens-1m": "ml1m"}

@@ -31,14 +31,22 @@ def _scorer(model: object) -> Scorer:
     return score
 
 
+def _rows(split: SequenceSplit, stage: str, rows: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(rows, their histories, their targets): every user of the split, or the given row indices."""
+    histories, targets = split.stage(stage)
+    rows = np.arange(split.n_users) if rows is None else np.asarray(rows, dtype=np.int64)
+    return rows, [histories[r] for r in rows], np.asarray(targets)[rows]
+
+
 def rank_next(model: object, split: SequenceSplit, stage: str = "test", ks: Iterable[int] = (10,), max_len: int = 50,
-              batch_size: int = 512) -> dict[str, np.ndarray]:
+              batch_size: int = 512, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-user metrics of the ``stage`` target ranked among every target-domain item not in the user's history.
 
-    Returns ``users`` (row indices of ``split.users``) and one array per metric.
+    ``rows`` picks users (row indices of ``split.users``; default all). Returns ``users``
+    (those row indices) and one array per metric, aligned with them.
     """
     score, columns = _scorer(model), split.target_items()
-    histories, targets = split.stage(stage)
+    users, histories, targets = _rows(split, stage, rows)
     padded, _ = left_pad(histories, max_len)
     column_of = np.full(split.n_items, -1)
     column_of[columns] = np.arange(len(columns))
@@ -49,35 +57,39 @@ def rank_next(model: object, split: SequenceSplit, stage: str = "test", ks: Iter
                              (np.repeat(np.arange(len(seen)), [len(s) for s in seen]),
                               np.concatenate(seen) if seen else [])), shape=(len(seen), len(columns)))
     cols = torch.from_numpy(columns)
-    users = np.arange(split.n_users)
 
     def score_all(rows: Tensor) -> Tensor:
         return score(torch.from_numpy(padded[rows.numpy()])).cpu()[:, cols]
 
-    per_user = evaluate_ranking(score_all, users, [np.array([column_of[t]]) for t in targets], exclude, ks, batch_size)
+    per_user = evaluate_ranking(score_all, np.arange(len(users)), [np.array([column_of[t]]) for t in targets], exclude,
+                                ks, batch_size)
     return {"users": users, **per_user}
 
 
 def rank_sampled(model: object, split: SequenceSplit, negatives: np.ndarray, stage: str = "test",
-                 ks: Iterable[int] = (10,), max_len: int = 50, batch_size: int = 512, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per-user metrics of the ``stage`` target ranked among its ``negatives`` row (from ``sampled_negatives``)."""
+                 ks: Iterable[int] = (10,), max_len: int = 50, batch_size: int = 512, seed: int = 0,
+                 rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-user metrics of the ``stage`` target ranked among its ``negatives`` row (from ``sampled_negatives``).
+
+    ``rows`` picks users (default all); ``negatives`` has one row per user of the split.
+    """
     score = _scorer(model)
-    histories, targets = split.stage(stage)
     if negatives.shape[0] != split.n_users:
         raise ValueError(f"negatives has {negatives.shape[0]} rows for {split.n_users} users")
+    users, histories, targets = _rows(split, stage, rows)
     padded, _ = left_pad(histories, max_len)
     width = negatives.shape[1] + 1
-    place = np.random.default_rng([seed, 3]).integers(0, width, size=split.n_users)  # where the target sits
-    candidates = np.empty((split.n_users, width), dtype=np.int64)
-    for u in range(split.n_users):
-        candidates[u] = np.insert(negatives[u], place[u], targets[u])
+    place = np.random.default_rng([seed, 3]).integers(0, width, size=split.n_users)[users]  # where the target sits
+    candidates = np.empty((len(users), width), dtype=np.int64)
+    for n, u in enumerate(users):
+        candidates[n] = np.insert(negatives[u], place[n], targets[n])
     ks = tuple(ks)
     tops = []
     with torch.no_grad():
-        for start in range(0, split.n_users, batch_size):
+        for start in range(0, len(users), batch_size):
             rows = slice(start, start + batch_size)
             scores = score(torch.from_numpy(padded[rows])).cpu().float()
             picked = torch.gather(scores, 1, torch.from_numpy(candidates[rows]))
             tops.append(topk_from_scores(picked, max(ks)))
     per_user = ranking_metrics(torch.cat(tops), [np.array([p]) for p in place], ks)
-    return {"users": np.arange(split.n_users), **per_user}
+    return {"users": users, **per_user}
