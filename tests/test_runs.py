@@ -44,6 +44,10 @@ CONFIGS = {
     "fewshot": {"kind": "fewshot", "protocol": {**PROTOCOL, "shots": [0, 1], "eval_ratio": 0.3},
                 "models": ["popularity", "target_knn"], "encoders": ["frozen"],
                 "evaluate": {"metrics": ["ndcg@3"], "monitor": "ndcg@3", "bootstrap": 20}},
+    "sequential": {"kind": "sequential", "protocol": {**PROTOCOL, "budgets": [1.0]},
+                   "models": ["popularity", "item_knn", "sasrec"], "model": {"dim": 4, "max_len": 6, "layers": 1},
+                   "train": {**TRAIN, "monitor": "ndcg@5"}, "pretrain": {**TRAIN, "monitor": "ndcg@5"},
+                   "evaluate": {"metrics": ["ndcg@5"], "negatives": 5, "bootstrap": 20}},
 }
 SLOW_KINDS = {"finetune"}  # loads and fine-tunes the language model
 
