@@ -112,8 +112,11 @@ def test_overwrite_replaces_the_earlier_run_and_leaves_nothing_of_it(tmp_path):
     (tmp_path / "per_user.csv").write_text("earlier\n")
     result = run(CONFIGS["single"], tmp_path, data=two_domains(), overwrite=True)
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"] == json.loads(json.dumps(result["metrics"]))
-    assert not (tmp_path / "per_user.csv").exists()  # the single kind writes none: the earlier one must not stay
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # no temporary file left behind
+    saved = pd.read_csv(tmp_path / "per_user.csv")  # this run's per-user table replaced the earlier one
+    assert len(saved) == len(result.per_user) and list(saved.columns) == list(result.per_user.columns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "per_user.csv"]  # no temporary file left behind
+    write_results(tmp_path, {"run": 2})  # a run without a per-user table leaves none of the earlier one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
 def test_a_failed_write_keeps_the_earlier_results_whole(tmp_path):

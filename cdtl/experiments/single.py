@@ -250,7 +250,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         "wall_seconds": time.perf_counter() - started,
     }
     if out is not None and distributed.is_main():  # under torchrun, rank 0 writes metrics.json once
-        write_results(out, summary)
+        write_results(out, summary, table)
     return Result(summary, models={cfg["model"]["name"]: model if model is not None else popularity}, per_user=table,
                   data=prep)
 
