@@ -85,14 +85,26 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from cdtl.serve.server import read_token, serve
+    from cdtl.serve.settings import ServeSettings
 
-    try:
-        index = json.loads(args.index) if args.index.strip().startswith("{") else {"kind": args.index}
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--index {args.index!r} is not a JSON object ({err}); give a kind (auto, exact, ivf, hnsw) "
-                         "or a JSON object of index settings") from err
-    return serve(args.bundle, host=args.host, port=args.port, token=read_token(args.token_file), read_only=args.read_only,
-                 index=index, max_body=args.max_body, port_file=args.port_file, exit_with_parent=args.exit_with_parent)
+    # a flag wins, else its CDTL_* variable, else the default (cdtl.serve.settings lists them)
+    s = ServeSettings.resolve(bundle=args.bundle, host=args.host, port=args.port, log_level=args.log_level,
+                              access_log=args.access_log, read_only=args.read_only, index=args.index,
+                              token_file=args.token_file, items_store=args.items_store)
+    source = "--token-file" if args.token_file else "$CDTL_SERVE_TOKEN_FILE"
+    return serve(s.bundle, host=s.host, port=s.port, token=read_token(s.token_file, source=source), read_only=s.read_only,
+                 index=s.index, max_body=args.max_body, port_file=args.port_file, log_level=s.log_level,
+                 access_log=s.access_log, exit_with_parent=args.exit_with_parent, items_store=s.items_store,
+                 store_refresh=args.store_refresh)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from cdtl.serve.batch import recommend_to_file
+
+    report = recommend_to_file(args.bundle, args.out, users=args.users, k=args.k, overwrite=args.overwrite,
+                               memory_mb=args.memory_mb)
+    print(report.describe())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,19 +140,41 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     export.set_defaults(func=_export)
     serve = commands.add_parser("serve", help="serve a bundle over HTTP (FastAPI under uvicorn)")
-    serve.add_argument("bundle", help="bundle folder written by cdtl export")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (0: any free port; see --port-file)")
+    serve.add_argument("bundle", nargs="?", default=None, help="bundle folder written by cdtl export (default $CDTL_BUNDLE)")
+    serve.add_argument("--host", default=None,
+                       help="address to listen on (default $CDTL_HOST, else 127.0.0.1: this machine only)")
+    serve.add_argument("--port", default=None, help="port (default $CDTL_PORT, else 8000; 0: any free port, see --port-file)")
+    serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug or trace "
+                                                         "(default $CDTL_LOG_LEVEL, else warning)")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                       help="one log line per request (default $CDTL_ACCESS_LOG, else off)")
     serve.add_argument("--token-file", default=None,
                        help="file holding the bearer token of POST /items and /reload (default: $CDTL_SERVE_TOKEN)")
-    serve.add_argument("--read-only", action="store_true", help="no writable endpoints (then no token is needed)")
-    serve.add_argument("--index", default="auto",
+    serve.add_argument("--read-only", action="store_true", default=None,
+                       help="no writable endpoints (then no token is needed; default $CDTL_READ_ONLY, else off)")
+    serve.add_argument("--index", default=None,
                        help="auto | exact | ivf | hnsw, or a JSON object of index settings (default auto: exact up "
                             "to 20,000 items, FAISS IVF above)")
     serve.add_argument("--max-body", type=int, default=None, help="largest request body in bytes (default 4 MiB)")
     serve.add_argument("--port-file", default=None, help="write the port actually bound to this file")
     serve.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
+    serve.add_argument("--items-store", default=None, metavar="PATH",
+                       help="file that keeps the items added through POST /items (read at start and on reload; share "
+                            "it between replicas). Default: BUNDLE.items.jsonl beside the bundle folder, written only "
+                            "if the folder holding the bundle is writable; otherwise POST /items answers 503 until you set this")
+    serve.add_argument("--store-refresh", type=float, default=None, metavar="SECONDS",
+                       help="how often to check the items store for items other replicas added (default 2 s)")
     serve.set_defaults(func=_serve)
+    recommend = commands.add_parser("recommend", help="batch scoring: the top k items of every warm user, as Parquet")
+    recommend.add_argument("bundle", help="bundle folder written by cdtl export")
+    recommend.add_argument("--out", required=True, help="Parquet file to write: user, rank, item, score")
+    recommend.add_argument("--users", default=None,
+                           help="file of user ids, one a line (or a CSV/Parquet with a 'user' column); default: every warm user")
+    recommend.add_argument("--k", type=int, default=100, help="items per user (default 100)")
+    recommend.add_argument("--memory-mb", type=float, default=None,
+                           help="memory budget of one chunk of users' scores in MiB (default 256)")
+    recommend.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    recommend.set_defaults(func=_recommend)
     return parser
 
 

@@ -10,6 +10,11 @@ an error, never a hung test.
 
 ``run_load`` runs its event loop in a thread of its own, so it also works from a
 notebook, whose loop is already running.
+
+A closed loop slows its load down when the server slows down, so its p99 flatters a
+saturated server (coordinated omission). The open-loop mode, ``run_open_loop`` and
+``sweep`` (``cdtl.serve.openloop``, also reachable here), sends on a clock at a fixed
+rate and measures latency from each request's scheduled time.
 """
 
 from __future__ import annotations
@@ -166,4 +171,15 @@ def _time_in_process(recommender: Any, requests: list[tuple[str, str, Any]], rep
             rows.append((kind, (time.perf_counter() - started) * 1000))
 
 
-__all__ = ["in_process", "run_load", "summarize"]
+OPEN_LOOP = ("run_open_loop", "schedule", "summarize_open", "sweep")
+
+
+def __getattr__(name: str) -> Any:  # the open-loop mode lives in cdtl.serve.openloop, which builds on this module
+    if name in OPEN_LOOP:
+        from cdtl.serve import openloop
+
+        return getattr(openloop, name)
+    raise AttributeError(f"module 'cdtl.serve.loadtest' has no attribute {name!r}")
+
+
+__all__ = ["in_process", "run_load", "summarize", *OPEN_LOOP]

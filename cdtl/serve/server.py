@@ -1,9 +1,14 @@
 """Run the service under uvicorn (``cdtl serve``), or start it in a background process and wait until it is ready.
 
-``serve`` checks everything it can before it listens: the bundle's manifest and hashes
-(a tampered bundle stops here, naming the file) and the token (writable endpoints need
-one). It binds the socket itself, so ``port=0`` picks a free port; the port actually
-bound is printed and, with ``port_file``, written atomically to that file.
+``serve`` checks everything it can before it listens: the port (one in use is refused
+before the bundle is read), the bundle's manifest and hashes (a tampered bundle stops
+here, naming the file) and the token (writable endpoints need one). It binds the socket
+itself, so ``port=0`` picks a free port; the port actually bound is printed and, with
+``port_file``, written atomically to that file. Its settings may come from the
+environment (``cdtl.serve.settings``), and ``create_app_from_env`` is the same app for
+``uvicorn --factory cdtl.serve.server:create_app_from_env --workers N``.
+``python -m cdtl.serve.server ready`` asks a local service whether it is ready (a
+container's health check).
 
 ``ServiceProcess`` is the same command in a child process, for notebooks, tests and the
 load benchmark: it waits for ``GET /ready`` with a deadline and stops the child on exit.
@@ -11,6 +16,7 @@ load benchmark: it waits for ``GET /ready`` with a deadline and stops the child 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -28,17 +34,22 @@ from cdtl.io import atomic_write
 TOKEN_VAR = "CDTL_SERVE_TOKEN"
 
 
-def read_token(token_file: str | os.PathLike | None = None) -> str | None:
-    """The bearer token: the first line of ``token_file`` when given, else ``$CDTL_SERVE_TOKEN``, else None."""
+def read_token(token_file: str | os.PathLike | None = None, *, source: str = "--token-file") -> str | None:
+    """The bearer token: the first line of ``token_file`` when given, else ``$CDTL_SERVE_TOKEN``, else None.
+
+    ``source`` names where the file's path came from in an error (a flag or a variable).
+    """
     if token_file is not None:
         path = Path(token_file)
         try:
             lines = path.read_text().strip().splitlines()
         except OSError as err:
-            raise ValueError(f"--token-file {path}: cannot read it ({err.strerror})") from err
+            raise ValueError(f"{source} {path}: cannot read the token file ({err.strerror or err})") from err
+        except UnicodeDecodeError:
+            raise ValueError(f"{source} {path}: not a text file; it should hold the token on its first line") from None
         token = lines[0].strip() if lines else ""
         if len(token) < 16:
-            raise ValueError(f"--token-file {path}: the token must be at least 16 characters")
+            raise ValueError(f"{source} {path}: the token must be at least 16 characters")
         return token
     token = os.environ.get(TOKEN_VAR, "").strip()
     if token and len(token) < 16:
@@ -50,35 +61,72 @@ def _write_port(path: Path, port: int) -> None:
     atomic_write(path, f"{port}\n")
 
 
-def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          read_only: bool = False, index: dict[str, Any] | None = None, max_body: int | None = None,
-          port_file: str | os.PathLike | None = None, log_level: str = "warning", exit_with_parent: bool = False) -> int:
-    """Serve the bundle until interrupted; returns the exit status (2 when the bundle failed to load).
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a port in use (or an address not of this machine) refused in one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        hint = "; stop what listens there or choose another --port (0: any free port)" if err.errno == errno.EADDRINUSE else ""
+        raise RuntimeError(f"cannot listen on {host}:{port}: {err.strerror or err}{hint}") from err
+    except OverflowError as err:
+        sock.close()
+        raise RuntimeError(f"cannot listen on {host}:{port}: {err}") from err
+    sock.listen(2048)
+    return sock
 
-    ``exit_with_parent``: stop when the process that started this one ends (a notebook
-    kernel or a test that dies without stopping its service leaves no server behind).
-    """
+
+def _one_core_per_request() -> None:
+    """A serving process's threads: one request, one core (concurrency comes from the requests); no progress bars."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    os.environ["CDTL_PROGRESS"] = "0"  # no progress bar per request (a new item's text is encoded in one batch)
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # numpy's BLAS and FAISS's OpenMP alike
+
+
+def _app(bundle: Path, *, token: str | None, read_only: bool, index: dict[str, Any] | None, max_body: int | None,
+         on_fatal: Any, items_store: str | os.PathLike | None = None, store_refresh: float | None = None) -> Any:
+    """The checked bundle's app: a tampered bundle, or writes without a token, refused before anything loads."""
     from cdtl.serve.bundle import verify_bundle
     from cdtl.serve.index import IndexSettings
 
-    bundle = Path(bundle)
-    verify_bundle(bundle)  # fail before listening: a tampered or incomplete bundle names its file here
+    verify_bundle(bundle)  # fail before listening: a missing, tampered or incomplete bundle names its file here
     if not read_only and not token:
         raise ValueError(f"the writable endpoints (POST /items, POST /reload) need a token: set ${TOKEN_VAR} or pass "
                          "--token-file, or start the service --read-only")
     settings = IndexSettings.from_dict(index)
-
-    import torch
-    import uvicorn
-
     from cdtl.serve.app import MAX_BODY, create_app
     from cdtl.serve.loading import load_recommender
+    from cdtl.serve.state import STORE_REFRESH
 
-    from threadpoolctl import threadpool_limits
+    _one_core_per_request()
+    return create_app(bundle, token=token, read_only=read_only, max_body=max_body or MAX_BODY,
+                      load=lambda path: load_recommender(path, index=settings), on_fatal=on_fatal,
+                      items_store=items_store, store_refresh=STORE_REFRESH if store_refresh is None else store_refresh)
 
-    os.environ["CDTL_PROGRESS"] = "0"  # no progress bar per request (a new item's text is encoded in one batch)
-    torch.set_num_threads(1)  # one request, one core: concurrency comes from the requests
-    threadpool_limits(limits=1)  # numpy's BLAS and FAISS's OpenMP alike
+
+def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          read_only: bool = False, index: dict[str, Any] | None = None, max_body: int | None = None,
+          port_file: str | os.PathLike | None = None, log_level: str = "warning", access_log: bool = False,
+          exit_with_parent: bool = False, items_store: str | os.PathLike | None = None,
+          store_refresh: float | None = None) -> int:
+    """Serve the bundle until interrupted; returns the exit status (2 when the bundle failed to load).
+
+    ``items_store`` / ``store_refresh``: where items added through ``POST /items`` are kept
+    and how often (seconds) to re-read it for other replicas' items (``cdtl.serve.store``).
+    ``log_level`` and ``access_log`` are uvicorn's (the access log: one line per request).
+
+    ``exit_with_parent``: stop when the process that started this one ends (a notebook
+    kernel or a test that dies without stopping its service leaves no server behind).
+    """
+    import uvicorn
+
+    bundle = Path(bundle)
+    sock = _bind(host, port)  # a port in use is refused before the bundle is read
     failure: dict[str, str] = {}
     server: uvicorn.Server | None = None
 
@@ -87,24 +135,21 @@ def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 800
         if server is not None:
             server.should_exit = True
 
-    app = create_app(bundle, token=token, read_only=read_only, max_body=max_body or MAX_BODY,
-                     load=lambda path: load_recommender(path, index=settings), on_fatal=fatal)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as err:
+        app = _app(bundle, token=token, read_only=read_only, index=index, max_body=max_body, on_fatal=fatal,
+                   items_store=items_store, store_refresh=store_refresh)
+    except BaseException:
         sock.close()
-        raise RuntimeError(f"cannot listen on {host}:{port}: {err.strerror}") from err
-    sock.listen(2048)
+        raise
     bound = sock.getsockname()[1]
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, loop=loop, http=http, lifespan="on",
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, loop=loop, http=http, lifespan="on",
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
     print(f"cdtl serve: {bundle} on http://{host}:{bound} (writes {'off' if read_only else 'need the bearer token'})",
           flush=True)
+    print(f"cdtl serve: {_store_line(app)}", flush=True)
     if port_file is not None:
         _write_port(Path(port_file), bound)
     if exit_with_parent:
@@ -114,6 +159,49 @@ def serve(bundle: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 800
         print(f"cdtl serve: error: the bundle failed to load: {failure['message']}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _store_line(app: Any) -> str:
+    from cdtl.serve.app import fastapi_app
+
+    state = fastapi_app(app).state.service
+    if state.store is None:
+        return "no store for added items (the bundle's folder is not writable): POST /items needs --items-store PATH"
+    mode = "read and written" if state.store.writable else "read only"
+    return f"added items in {state.store.path} ({mode}; re-read when it changes, every {state.store_refresh:g} s)"
+
+
+def create_app_from_env() -> Any:
+    """The service's app with every setting from the environment (``cdtl.serve.settings``), for uvicorn's factory mode.
+
+    ``CDTL_BUNDLE=bundles/ml1m CDTL_SERVE_TOKEN=... uvicorn --factory cdtl.serve.server:create_app_from_env
+    --workers 2 --port 8000``: each worker process builds its own app (its own copy of the
+    bundle and its own counters: ``/metrics`` reports the worker that answered). A bundle
+    that fails to load in the background stops the worker with the reason in the log.
+    """
+    from cdtl.serve.settings import ServeSettings
+
+    settings = ServeSettings.resolve()
+    token = read_token(settings.token_file, source="$CDTL_SERVE_TOKEN_FILE")
+
+    def fatal(message: str) -> None:
+        import signal
+
+        print(f"cdtl serve: error: the bundle failed to load: {message}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return _app(Path(settings.bundle), token=token, read_only=settings.read_only, index=settings.index, max_body=None,
+                on_fatal=fatal, items_store=settings.items_store)
+
+
+def ready(url: str | None = None, timeout: float = 3.0) -> bool:
+    """Whether the service at ``url`` (default: this machine, port ``$CDTL_PORT`` or 8000) answers ``GET /ready`` with 200."""
+    url = url or f"http://127.0.0.1:{os.environ.get('CDTL_PORT', '').strip() or 8000}"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/ready", timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
 
 
 def _watch_parent(server: Any) -> None:
@@ -237,4 +325,10 @@ class ServiceProcess:
         self._dir.cleanup()
 
 
-__all__ = ["TOKEN_VAR", "ServiceProcess", "read_token", "serve"]
+__all__ = ["TOKEN_VAR", "ServiceProcess", "create_app_from_env", "read_token", "ready", "serve"]
+
+
+if __name__ == "__main__":  # python -m cdtl.serve.server ready [URL]: exit 0 when the service is ready
+    if sys.argv[1:2] != ["ready"] or len(sys.argv) > 3:
+        sys.exit("usage: python -m cdtl.serve.server ready [URL]")
+    sys.exit(0 if ready(sys.argv[2] if len(sys.argv) > 2 else None) else 1)
