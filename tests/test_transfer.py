@@ -15,6 +15,7 @@ from cdtl.data.tables import RecData
 from cdtl.experiments import ConfigError
 from cdtl.experiments.common import Popularity
 from cdtl.experiments.transfer import MODELS, fit_model, resolve, run
+from cdtl.experiments.transfer import beyond_accuracy_table as transfer_beyond
 from cdtl.experiments.transfer_models import FallbackScorer, evaluate_users
 from cdtl.models.mf import MF
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser
@@ -309,3 +310,20 @@ def test_text_options_are_checked():
         resolve({"lm": {"pooling": "max"}})
     with pytest.raises(ConfigError, match="lm.encoder must be one of frozen, tuned"):
         resolve({"lm": {"encoder": "finetuned"}})
+
+
+@pytest.mark.slow
+def test_loss_swapped_rows_rank_only_and_what_models_recommend_is_measured():
+    cfg = {**CFG, "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]},
+           "mf": {t: {**CFG["mf"][t], "epochs": 5} for t in ("ranking", "rating")},
+           "mapping": {**CFG["mapping"], "epochs": 5}, "lm": {**CFG["lm"], "epochs": 5},
+           "models": ["popularity", "emcdr_linear_softmax", "lm_bridge_bpr"], "tasks": ["ranking", "rating"]}
+    data = toy(ratings=True)
+    results = run(cfg, data=data)
+    assert {(r["task"], r["model"]) for r in results["rows"]} == {
+        ("ranking", "popularity"), ("ranking", "emcdr_linear_softmax"), ("ranking", "lm_bridge_bpr")}
+    beyond = transfer_beyond(results, k=3)
+    n_items = results.data.n_target_items
+    assert beyond.loc["popularity", "coverage@3"] == pytest.approx(3 / n_items)  # the same three items for everyone
+    assert beyond.loc["popularity", "coverage@3"] == beyond["coverage@3"].min()
+    assert ((beyond["coverage@3"] > 0) & (beyond["coverage@3"] <= 1)).all() and (beyond["novelty@3"] > 0).all()
