@@ -31,14 +31,20 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SCORER = {"user": "mf", "history": "bridge"}  # a warm user's path, a new user's by source history
 
 
-def serving_block() -> list[str]:
-    """The lines of the first code block of the README's Serving section."""
+def serving_blocks() -> list[list[str]]:
+    """The lines of each bash code block of the README's Serving section."""
     section = README.read_text().split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
-    return section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    return [block.split("```", 1)[0].splitlines() for block in section.split("```bash\n")[1:]]
+
+
+def serving_block() -> list[str]:
+    """The first block: export a bundle, serve it, ask it."""
+    return serving_blocks()[0]
 
 
 def curl_lines() -> list[str]:
-    return [line for line in serving_block() if line.startswith("curl ")]
+    """Every ``curl`` line of the section, in every block."""
+    return [line for block in serving_blocks() for line in block if line.startswith("curl ")]
 
 
 def translate(line: str, base: str, env: dict[str, str]) -> tuple[str, str, bytes | None, dict[str, str]]:
@@ -60,7 +66,7 @@ def translate(line: str, base: str, env: dict[str, str]) -> tuple[str, str, byte
         elif word.startswith("-"):
             raise AssertionError(f"README curl option {word!r} is not translated here: {line}")
         else:
-            url = re.sub(r"^(https?://)?localhost:8000", base, word)
+            url = re.sub(r"^(https?://)?localhost:\d+", base, word)
     if body is not None and not any(h.lower() == "content-type" for h in headers):
         headers["Content-Type"] = "application/x-www-form-urlencoded"  # what curl -d sends
     return method or ("POST" if body is not None else "GET"), url, body, headers
@@ -139,7 +145,7 @@ def test_every_curl_line_of_the_serving_section_runs_as_written(tmp_path):
                 assert answer["scorer"] == scorer and not answer["unknown_items"], (line, answer)
             if curl is None:
                 continue
-            shell = line.replace("localhost:8000", svc.url.removeprefix("http://"), 1)
+            shell = re.sub(r"localhost:\d+", svc.url.removeprefix("http://"), line, count=1)
             shell = shell.replace("curl ", "curl -w '\\n%{http_code}' ", 1)
             done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=60)
             text, _, code = done.stdout.rpartition("\n")
