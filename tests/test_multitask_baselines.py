@@ -42,3 +42,25 @@ def test_baseline_choices_are_checked_before_any_work():
     ]:
         with pytest.raises(ConfigError, match=match):
             comparison.resolve(config)
+
+
+@pytest.mark.slow
+def test_mean_user_and_bridge_rows_score_the_same_cold_users():
+    from toy_data import two_domains
+
+    config = {"kind": "multitask", "protocol": {"source": "src", "target": "tgt", "cold_ratio": 0.5, "source_holdout": 0.3},
+              "features": {"text": False}, "model": {"dim": 4, "hidden": [8], "tower": [4], "n_experts": 2},
+              "models": [{"name": "single", "arch": "single"},
+                         {"name": "single_mean_user", "arch": "single", "cold_users": "mean_user"}],
+              "bridges": {"models": ["emcdr_linear"], "transfer": {"mf": {"ranking": {"dim": 4, "epochs": 3},
+                                                                         "rating": {"dim": 4, "epochs": 3}},
+                                                                  "mapping": {"epochs": 3}}},
+              "train": {"epochs": 2, "progress": False}, "evaluate": {"ks": [5], "bootstrap": 20}}
+    out = comparison.run(config, data=two_domains(ratings=True))
+    models = out["models"]
+    assert models["single"]["epochs_run"] == models["single_mean_user"]["epochs_run"]  # one training, reused
+    assert models["single"]["test"]["source_rating"] == models["single_mean_user"]["test"]["source_rating"]
+    assert set(models["bridge_emcdr_linear"]["test"]) == {"target_rating", "target_click"}  # a bridge has no source task
+    cold = out.per_user[(out.per_user["part"] == "test") & (out.per_user["task"] == "target_click")]
+    users = {m: set(cold.loc[cold["model"] == m, "user"]) for m in ("single", "single_mean_user", "bridge_emcdr_linear")}
+    assert users["single"] == users["single_mean_user"] == users["bridge_emcdr_linear"]
