@@ -1,6 +1,7 @@
 """BPR on MovieLens 100K, cdtl against RecBole 1.2.1, same protocol, same machine, one after the other.
 
-    flock /work/team/bench.lock python benchmarks/bench_recbole.py --recbole-python /path/to/recbole-venv/bin/python
+    python benchmarks/bench_recbole.py                      # RecBole's environment made on first use, then reused
+    python benchmarks/bench_recbole.py --recbole-python /path/to/recbole-venv/bin/python
 
 Protocol for both: every rating an interaction, each user's interactions shuffled and cut
 80/10/10 (RecBole: ``RS [0.8, 0.1, 0.1]``, ``group_by: user``, ``order: RO``), full ranking of
@@ -9,10 +10,14 @@ validation items from test), early stopping on validation NDCG@10, test users sc
 RecBole runs with its BPR defaults (dim 64, one negative, batch 2048, lr 0.001, patience 10).
 
 Each system runs in its own fresh process and the wall time is the whole process (imports,
-data, training, evaluation), as a user would see it. RecBole lives in a separate environment
-(``pip install recbole==1.2.1 "setuptools<70"`` next to torch); it is never a dependency of
-cdtl. Under current torch it needs ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` to reload its own
-checkpoint, which this script sets for it.
+data, training, evaluation), as a user would see it. RecBole lives in a separate environment,
+never a dependency of cdtl: by default ``recbole-venv`` under ``$XDG_CACHE_HOME/cdtl/bench``
+(``~/.cache/cdtl/bench``), created on first use with ``recbole==1.2.1``, ``setuptools<70``
+and the torch this Python has (``--recbole-env`` puts it elsewhere, ``--recbole-python``
+uses an environment you made). Under current torch RecBole needs
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` to reload its own checkpoint, which this script sets
+for it. Time it on a quiet machine (on a shared one, under ``flock`` with a lock file of
+your choice) and say how busy the machine was: the load average is printed with the table.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdtl" / "bench"
+RECBOLE = ["recbole==1.2.1", "setuptools<70"]
 
 RECBOLE_CONFIG = {
     "seed": 0,
@@ -55,6 +62,26 @@ def recbole_child() -> None:
                       "best_valid_ndcg@10": float(result["best_valid_score"])}))
 
 
+def recbole_python(env_dir: Path) -> str:
+    """The python of a RecBole 1.2.1 environment at ``env_dir``, made there (with this Python's torch) if missing."""
+    python = env_dir / "bin" / "python"
+    check = [str(python), "-c", "import recbole, torch; assert recbole.__version__ == '1.2.1'"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return str(python)
+    import torch
+
+    print(f"making RecBole's environment in {env_dir} (once) ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+    torch_pin = [f"torch=={torch.__version__}"]
+    if "+cpu" in torch.__version__:  # the CPU build lives on the PyTorch CPU index (or a wheel folder pip knows)
+        torch_pin += ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RECBOLE, *torch_pin], check=True)
+    if subprocess.run(check, capture_output=True).returncode != 0:
+        raise SystemExit(f"{env_dir}: RecBole 1.2.1 does not import there; remove the folder and run again, "
+                         "or give --recbole-python")
+    return str(python)
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
     started = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
@@ -66,8 +93,10 @@ def timed(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recbole-python", default="/work/team/recbole-venv/bin/python",
-                        help="python of the environment where recbole==1.2.1 is installed")
+    parser.add_argument("--recbole-python", default=None,
+                        help="python of an environment where recbole==1.2.1 is installed (default: --recbole-env's)")
+    parser.add_argument("--recbole-env", type=Path, default=BENCH_CACHE / "recbole-venv",
+                        help=f"RecBole's environment, made on first use (default {BENCH_CACHE / 'recbole-venv'})")
     parser.add_argument("--config", default="configs/mf_bpr_ml100k.yaml")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each system, alternating")
     parser.add_argument("--child-recbole", action="store_true", help=argparse.SUPPRESS)
@@ -76,6 +105,7 @@ def main() -> None:
         recbole_child()
         return
     env = {**os.environ, "CDTL_PROGRESS": "0", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    args.recbole_python = args.recbole_python or recbole_python(args.recbole_env)
     cdtl = str(Path(sys.executable).with_name("cdtl"))
     rows = []
     for repeat in range(args.repeats):

@@ -1,12 +1,13 @@
 """How the pipeline's time and memory grow with the data, at 1 and 2 processes: a table and a log-log plot.
 
-    flock /work/team/bench.lock python benchmarks/bench_scale.py                     # 1e5, 1e6, 1e7
+    python benchmarks/bench_scale.py                                                 # 1e5, 1e6, 1e7
     python benchmarks/bench_scale.py --sizes 100000 1000000 --procs 1                 # quicker
     python benchmarks/bench_scale.py --quick                                          # a minute: proves it runs
 
 For each size, synthetic two-domain data with power-law item popularity and user activity
 (``cdtl.data.synthetic``; 10^7 interactions = 1M users, 500k items) is written once as Parquet
-under ``--data``, then ``python -m cdtl.scaling`` measures, in a fresh process (or under
+under ``--data`` (default ``scale`` under ``$XDG_CACHE_HOME/cdtl/bench``, i.e. ``~/.cache/cdtl/bench``;
+made on first use and reused), then ``python -m cdtl.scaling`` measures, in a fresh process (or under
 ``torchrun --nproc-per-node 2``, gloo), the load, one BPR epoch, one EMCDR fit, full ranking of
 10,000 users and peak resident memory. One process uses every core (torch's threads); under
 torchrun each of the two processes has one thread, so both columns use the same two cores.
@@ -36,6 +37,7 @@ from pathlib import Path
 from cdtl.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdtl" / "bench"
 STAGES = ("load_s", "bpr_epoch_s", "emcdr_fit_s", "eval_s")
 QUICK = {"sizes": [10_000, 30_000], "eval_users": 1_000}
 
@@ -182,7 +184,8 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=10_000, help="test users ranked against every item")
     parser.add_argument("--quick", action="store_true",
                         help=f"sizes {QUICK['sizes']} and {QUICK['eval_users']:,} ranked users: a minute, to prove it runs")
-    parser.add_argument("--data", type=Path, default=Path("/tmp/cdtl-scale"), help="where the synthetic data is kept")
+    parser.add_argument("--data", type=Path, default=BENCH_CACHE / "scale",
+                        help=f"where the synthetic data is made once and kept (default {BENCH_CACHE / 'scale'})")
     parser.add_argument("--no-implicit", action="store_true", help="leave out implicit's BPR epoch")
     parser.add_argument("--implicit-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",

@@ -17,6 +17,15 @@ Next to each row, the same request computed in-process (no HTTP): the floor HTTP
 The targets (MovieLens 1M catalogue, 16 clients): p99 under 20 ms for warm and cold,
 at least 500 requests per second, no errors. Run it on a quiet machine (on a shared one,
 under ``flock``) and say how busy the machine was: ``uptime`` is printed with the table.
+
+A closed loop flatters a saturated server (its clients wait, so fewer requests are sent).
+``--open-loop`` sends requests on a clock instead (Poisson arrivals at each offered rate
+of ``--rates``, ``--seconds`` each, latency from the scheduled send time: see
+``cdtl.serve.openloop``), rising until the p99 passes 100 ms, for each kind of request,
+against one process and against two (two ``cdtl serve`` processes, requests sent to
+them in turn)::
+
+    python benchmarks/bench_serve.py --bundle B --open-loop --seconds 10 --replicas 1,2
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ import numpy as np
 import pandas as pd
 
 TARGETS = {"p99_ms": 20.0, "requests_per_s": 500.0, "errors": 0}
+RATES = "50,100,200,300,400,500,600,800,1000,1400,2000"
+SATURATION_MS = 100.0  # an offered rate whose p99 passes this saturates the service
 
 
 def requests_for(bundle, seed: int = 0) -> dict[str, list]:
@@ -43,7 +54,7 @@ def requests_for(bundle, seed: int = 0) -> dict[str, list]:
     target_text = items.loc[items["domain"] == bundle.serving["target"], "text"].tolist()
     return {
         "warm": [("warm", "/recommend", {"user": u, "k": 10}) for u in rng.choice(warm, min(2000, len(warm)), replace=False)],
-        "cold": [("cold", "/recommend", {"history": rng.choice(source, 20, replace=False).tolist(), "k": 10})
+        "cold": [("cold", "/recommend", {"history": rng.choice(source, min(20, len(source)), replace=False).tolist(), "k": 10})
                  for _ in range(1000)],
         "new-item": [("new-item", "/similar-items", {"text": f"{t} (new edition)", "k": 10})
                      for t in rng.choice(target_text, min(500, len(target_text)), replace=False)],
@@ -59,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--index", default="auto", help="auto | exact | ivf | hnsw")
     parser.add_argument("--kinds", default="warm,cold,new-item", help="comma-separated kinds to run")
+    parser.add_argument("--open-loop", action="store_true",
+                        help="fixed arrival rates (Poisson), latency from the scheduled time, rising to saturation")
+    parser.add_argument("--rates", default=RATES, help=f"offered requests per second, open loop (default {RATES})")
+    parser.add_argument("--replicas", default="1,2", help="open loop: service processes to measure, e.g. 1,2")
     args = parser.parse_args(argv)
 
     from cdtl.serve.bundle import read_bundle
@@ -78,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --bundle BUNDLE (or --export CONFIG)")
     bundle = read_bundle(args.bundle)
     kinds = {k: v for k, v in requests_for(bundle).items() if k in args.kinds.split(",")}
+    if args.open_loop:
+        return open_loop(args, kinds)
     token = "bench-" + os.urandom(12).hex()
     rows = []
     with ServiceProcess(args.bundle, token=token, index={"kind": args.index}, ready_timeout=600) as service:
@@ -103,6 +120,50 @@ def main(argv: list[str] | None = None) -> int:
           f"({ready['n_items']:,} {bundle.serving['target']} items, index {ready['index']})")
     print(table.round(2).to_string())
     print(f"targets: p99 < {TARGETS['p99_ms']} ms (warm, cold), >= {TARGETS['requests_per_s']} requests/s, no errors")
+    print("machine:", os.popen("uptime").read().strip(), f"| {os.cpu_count()} CPUs")
+    return 0
+
+
+def open_loop(args: argparse.Namespace, kinds: dict[str, list]) -> int:
+    """The open-loop table: per number of replicas and kind, p50/p99/errors at each offered rate until saturation."""
+    from contextlib import ExitStack
+
+    from cdtl.serve.openloop import run_open_loop, sweep
+    from cdtl.serve.server import ServiceProcess
+
+    rates = [float(r) for r in args.rates.split(",")]
+    token = "bench-" + os.urandom(12).hex()
+    frames = []
+    for replicas in [int(r) for r in args.replicas.split(",")]:
+        with ExitStack() as stack:
+            services = [stack.enter_context(ServiceProcess(args.bundle, token=token, index={"kind": args.index},
+                                                           ready_timeout=600)) for _ in range(replicas)]
+            urls = [s.url for s in services]
+            print(f"{replicas} process(es): {', '.join(urls)}", flush=True)
+            for kind, requests in kinds.items():
+                run_open_loop(urls, requests, rate=min(rates), seconds=2.0)  # warm-up
+
+                def show(row: dict, kind: str = kind) -> None:
+                    print(f"  {kind:9s} offered {row['offered_per_s']:6.0f}/s  answered {row['answered_per_s']:7.1f}/s  "
+                          f"p50 {row['p50_ms']:8.2f} ms  p99 {row['p99_ms']:8.2f} ms  errors {row['errors']}", flush=True)
+
+                table = sweep(urls, requests, rates, seconds=args.seconds, p99_limit_ms=SATURATION_MS, on_row=show)
+                frames.append(table.assign(replicas=replicas, kind=kind))
+    table = pd.concat(frames).set_index(["replicas", "kind", "offered_per_s"])
+    print()
+    print(f"open loop, Poisson arrivals, {args.seconds:.0f} s per rate, latency from the scheduled send time; "
+          f"bundle {args.bundle}, index {args.index}")
+    print(table.round(2).to_string())
+    for (replicas, kind), part in table.groupby(level=[0, 1], sort=False):
+        over = part[part["saturated"]]
+        where = (f"saturated at {over.index[0][2]:.0f}/s offered" if len(over)
+                 else f"not saturated up to {part.index[-1][2]:.0f}/s")
+        at500 = part.xs(500.0, level=2) if 500.0 in part.index.get_level_values(2) else None
+        target = ("" if at500 is None or kind == "new-item" else
+                  f"; at 500/s p99 {at500['p99_ms'].iloc[0]:.1f} ms, {int(at500['errors'].iloc[0])} errors "
+                  f"(target < {TARGETS['p99_ms']:.0f} ms, 0 errors: "
+                  f"{'met' if at500['p99_ms'].iloc[0] < TARGETS['p99_ms'] and at500['errors'].iloc[0] == 0 else 'missed'})")
+        print(f"- {replicas} process(es), {kind}: {where}{target}")
     print("machine:", os.popen("uptime").read().strip(), f"| {os.cpu_count()} CPUs")
     return 0
 
