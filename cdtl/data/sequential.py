@@ -86,7 +86,7 @@ class SequenceSplit:
         """Counts that describe the split (JSON-ready)."""
         lengths = np.array([len(h) for h in self.train])
         return {"dataset": self.name, "target": self.target, "seed": self.seed, "users": self.n_users,
-                "items": self.n_items, "ranked_items": int(len(self.target_items())),
+                "items": self.n_items, "ranked_items": len(self.target_items()),
                 "train_interactions": int(lengths.sum()), "median_train_length": float(np.median(lengths)),
                 **self.notes}
 
@@ -211,7 +211,7 @@ def leave_last_out(data: RecData, domain: str | None = None, *, min_length: int 
         train=[s[:-2] for s in seqs], val_history=[s[:-2] for s in seqs],
         val_target=np.array([s[-2] for s in seqs]), test_history=[s[:-1] for s in seqs],
         test_target=np.array([s[-1] for s in seqs]), target=domain, seed=seed,
-        notes={**notes, "users_excluded_short": int(len(short)), "min_length": min_length})
+        notes={**notes, "users_excluded_short": len(short), "min_length": min_length})
 
 
 def cross_domain_split(data: RecData, source: str, target: str, *, seed: int = 0, verbose: bool = True) -> SequenceSplit:
@@ -278,7 +278,7 @@ def new_domain_split(data: RecData, source: str, target: str, *, target_share: f
                         f"{min_length}+ interactions; a new-domain split needs both")
     pre = leave_last_out(data, source, min_length=min_length, seed=seed, users=source_users, verbose=verbose)
     tgt = leave_last_out(data, target, min_length=min_length, seed=seed, users=target_users, verbose=verbose)
-    tgt.notes["users_of_both_domains_sent_here"] = int(len(to_target))
+    tgt.notes["users_of_both_domains_sent_here"] = len(to_target)
     return NewDomainSplit(pre, tgt, seed)
 
 

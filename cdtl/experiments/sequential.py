@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import preview
 from cdtl.data import load
 from cdtl.data.sequential import new_domain_split, sampled_negatives, shuffle_histories
 from cdtl.evaluate import paired_difference, report
@@ -95,11 +96,11 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         check_train(cfg[section], section)
     budgets = cfg["protocol"]["budgets"]
     if not budgets or any(isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 1 for b in budgets):
-        raise ConfigError(f"protocol.budgets must be fractions of target users in (0, 1], got {budgets!r}")
+        raise ConfigError(f"protocol.budgets must be fractions of target users in (0, 1], got {preview(budgets)}")
     if cfg["evaluate"]["reference"] not in cfg["models"]:
-        raise ConfigError(f"evaluate.reference {cfg['evaluate']['reference']!r} must be one of models {cfg['models']}")
+        raise ConfigError(f"evaluate.reference {preview(cfg['evaluate']['reference'])} must be one of models {cfg['models']}")
     if cfg["evaluate"]["negatives"] < 1:
-        raise ConfigError(f"evaluate.negatives must be a positive number of sampled items, got {cfg['evaluate']['negatives']!r}")
+        raise ConfigError(f"evaluate.negatives must be a positive number of sampled items, got {preview(cfg['evaluate']['negatives'])}")
     return cfg
 
 
@@ -236,7 +237,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     data = load(ds["name"], ds["domains"]) if data is None else data
     for role in ("source", "target"):
         if proto[role] not in data.domains:
-            raise ConfigError(f"protocol.{role} {proto[role]!r} is not a domain of {data.name}: {data.domains}")
+            raise ConfigError(f"protocol.{role} {preview(proto[role])} is not a domain of {data.name}: {data.domains}")
     split = new_domain_split(data, proto["source"], proto["target"], target_share=proto["target_share"],
                              seed=cfg["seed"], min_length=proto["min_length"])
     ctx = Context(cfg, split, *_text_vectors(cfg, data, split))
@@ -253,7 +254,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         model, info = _system(ctx, name, pretrained, rows)
         models[(name, budget)] = model
         frames.append(pd.DataFrame({"system": name, "budget": budget, **_score(ctx, model, negatives)}))
-        runs.append({"system": name, "budget": budget, "train_users": int(len(rows)), **info})
+        runs.append({"system": name, "budget": budget, "train_users": len(rows), **info})
     per_user = pd.concat(frames, ignore_index=True)
     summary = {
         "name": cfg["name"], "kind": "sequential", "config": cfg, "seed": cfg["seed"], "counts": split.summary(),
@@ -318,8 +319,9 @@ def format_table(summary: dict[str, Any]) -> str:
     """Each system at each budget (full ranking and sampled), then every paired difference with the reference."""
     summary = summary_of(summary)
     metric = summary["config"]["evaluate"]["metrics"][0]
-    lines = [f"{summary['name']}  (seed {summary['seed']}; {summary['counts']['target']['users']} target users; "
-             f"{summary['wall_seconds']:.0f} s)"]
+    head = (f"{summary['name']}  (seed {summary['seed']}; {summary['counts']['target']['users']} target users; "
+            f"{summary['wall_seconds']:.0f} s)")
+    lines = [head]
     for r in summary["rows"]:
         full, samp = r[metric], r[f"sampled_{metric}"]
         lines.append(f"  {r['system']:<16} budget {r['budget']:<5g} {metric} {full['mean']:.4f} [{full['low']:.4f}, "
