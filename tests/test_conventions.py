@@ -165,3 +165,101 @@ def test_bibliography_entries_are_complete():
             assert re.search(rf"^\s*{field}\s*=", entry, re.M), f"references.bib: {key} has no {field}"
         assert re.search(r"^\s*(booktitle|journal|publisher|howpublished|archiveprefix)\s*=", entry, re.M), \
             f"references.bib: {key} names no venue"
+
+
+# --- every number on the page is recorded -------------------------------------------------------------------------
+
+GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::[^`]*)?`")
+RECORD_CALL = re.compile(r"cdtl\.nb\.record\(\s*(f?)([\"'])(.*?)\2", re.S)
+# a number as typed in prose: 0.383, 1,928, 266 (not part of a word, a version, a label or a path)
+NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w.]?\w)")
+
+
+def _prose(cells: list[nbformat.NotebookNode]) -> str:
+    """The chapter's markdown as a reader sees it, less code, math, roles, directives' options and links."""
+    text = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    text = re.sub(r"^(`{3,}).*?^\1", lambda m: "" if not re.match(r"`{3,}\{(admonition|note|tip|important|warning)",
+                                                                        m.group(0)) else m.group(0), text, flags=re.M | re.S)
+    text = re.sub(r"\{[\w:-]+\}`[^`]*`", " ", text)  # roles: glue, cite, numref, runtime ...
+    text = re.sub(r"`[^`]*`", " ", text)  # inline code, commands
+    text = re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$", " ", text, flags=re.S)  # math
+    text = re.sub(r"^:[\w-]+:.*$", " ", text, flags=re.M)  # directive options
+    return re.sub(r"\]\([^)]*\)", "]", text)  # link targets
+
+
+def glued_keys(cells: list[nbformat.NotebookNode]) -> set[str]:
+    """Every key the chapter's prose pastes with {glue:text} (or {glue})."""
+    return set(GLUE.findall("\n".join(cell.source for cell in cells if cell.cell_type == "markdown")))
+
+
+def record_patterns(cells: list[nbformat.NotebookNode]) -> list[re.Pattern[str]]:
+    """The names the chapter's code records, as patterns (an f-string's fields match any text)."""
+    code = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
+    patterns = []
+    for is_f, _, name in RECORD_CALL.findall(code):
+        parts = re.split(r"\{[^{}]*\}", name) if is_f else [name]
+        patterns.append(re.compile(".+".join(re.escape(p) for p in parts) + r"\Z"))
+    return patterns
+
+
+def typed_numbers(prose: str, records: dict[str, object]) -> list[tuple[str, str]]:
+    """(number as typed, a recorded name with that value at the typed digits) for each number typed where a key exists.
+
+    Decimals with at least three digits after the point are compared with every recorded
+    number rounded to those digits; whole numbers of three digits or more (commas allowed)
+    with every whole recorded number. Shorter numbers (ratios, k, layers) are settings, not results.
+    """
+    values = {name: float(v) for name, v in records.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    found = []
+    for whole, fraction in NUMBER.findall(prose):
+        typed = float(whole.replace(",", "") + (fraction or ""))
+        if fraction and len(fraction) - 1 >= 3:
+            digits = len(fraction) - 1
+            hits = [n for n, v in values.items() if round(v, digits) == round(typed, digits)]
+        elif not fraction and len(whole.replace(",", "")) >= 3:
+            hits = [n for n, v in values.items() if v.is_integer() and v == typed]
+        else:
+            continue
+        if hits:
+            found.append((whole + (fraction or ""), sorted(hits)[0]))
+    return found
+
+
+def test_a_typed_number_with_a_glue_key_is_found():
+    prose = _prose([nbformat.v4.new_markdown_cell(
+        "MF scores 0.356 against {glue:text}`pop:.3f`; 266 new items; k = 10; `cdtl run --set x=0.3561`; $0.356$")])
+    assert typed_numbers(prose, {"mf": 0.35612, "pop": 0.2, "new_items": 266, "k": 10}) == [
+        ("0.356", "mf"), ("266", "new_items")]
+    assert typed_numbers(prose, {"mf": 0.3549}) == []
+
+
+def test_record_patterns_match_f_string_names():
+    cells = [nbformat.v4.new_code_cell('cdtl.nb.record(f"{model}_{cell}_low", x)\ncdtl.nb.record("new_items", 3)')]
+    patterns = record_patterns(cells)
+    assert any(p.match("mf_warm_old_low") for p in patterns) and any(p.match("new_items") for p in patterns)
+    assert not any(p.match("mf_warm_old_high") for p in patterns)
+
+
+# Chapters whose prose is checked against their records (every chapter, as each one records what it states).
+RECORDED = ["05_new_items_and_domains"]
+
+
+@pytest.mark.parametrize("stem", RECORDED)
+def test_every_glued_key_is_recorded_by_the_chapters_code(stem: str):
+    cells = _chapter(stem)
+    patterns = record_patterns(cells)
+    missing = sorted(key for key in glued_keys(cells) if not any(p.match(key) for p in patterns))
+    assert not missing, f"{stem}: the prose glues keys no cdtl.nb.record call records: {missing}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", RECORDED)
+def test_every_glued_key_exists_and_no_number_is_typed_where_one_does(stem: str):
+    from notebooks import chapter_records
+
+    cells = _chapter(stem)
+    records = chapter_records(ROOT / "chapters" / f"{stem}.ipynb")
+    missing = sorted(glued_keys(cells) - set(records))
+    assert not missing, f"{stem}: glued keys that the run (or its results/ files) did not record: {missing}"
+    typed = typed_numbers(_prose(cells), records)
+    assert not typed, f"{stem}: numbers typed into the prose where a recorded value exists (glue them): {typed}"
