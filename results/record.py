@@ -27,9 +27,9 @@ PACKAGES = ("cdtl", "torch", "numpy", "pandas", "scipy", "transformers", "senten
 
 
 def versions() -> dict[str, str]:
-    """The installed version of each package a run depends on (``cdtl.env.versions`` when it exists)."""
+    """The installed version of each package a run depends on (``cdtl.versions.versions`` when it exists)."""
     try:
-        from cdtl.env import versions as package_versions  # type: ignore[attr-defined]
+        from cdtl.versions import versions as package_versions
         return dict(package_versions())
     except ImportError:
         found = {}
