@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.overwrite:
         command.append("--overwrite")
     started = datetime.datetime.now(datetime.timezone.utc)
+    source = commit()  # the code the run starts from (the tree may move while it runs)
     clock = time.monotonic()
     cli = [sys.executable, "-m", "cdtl.cli", *command[1:]]
     done = subprocess.run(cli, check=False)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return done.returncode
     provenance = {"command": shlex.join(command), "profile": os.environ.get("CDTL_PROFILE"),
                   "started_utc": started.isoformat(timespec="seconds"),
-                  "wall_seconds": round(time.monotonic() - clock, 1), "commit": commit(),
+                  "wall_seconds": round(time.monotonic() - clock, 1), "commit": source,
                   "machine": machine(), "versions": versions()}
     from cdtl.io import atomic_write
 
