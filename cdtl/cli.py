@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEBUG_FLAG = "--debug"
 DEBUG_VAR = "CDTL_DEBUG"
@@ -107,6 +108,50 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(commands: Any) -> None:
+    """``cdtl serve``: every setting a flag, or its CDTL_* variable (cdtl.serve.settings)."""
+    serve = commands.add_parser("serve", help="serve a bundle over HTTP (FastAPI under uvicorn)")
+    serve.add_argument("bundle", nargs="?", default=None, help="bundle folder written by cdtl export (default $CDTL_BUNDLE)")
+    serve.add_argument("--host", default=None,
+                       help="address to listen on (default $CDTL_HOST, else 127.0.0.1: this machine only)")
+    serve.add_argument("--port", default=None, help="port (default $CDTL_PORT, else 8000; 0: any free port, see --port-file)")
+    serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug or trace "
+                                                         "(default $CDTL_LOG_LEVEL, else warning)")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                       help="one log line per request (default $CDTL_ACCESS_LOG, else off)")
+    serve.add_argument("--token-file", default=None,
+                       help="file holding the bearer token of POST /items and /reload (default: $CDTL_SERVE_TOKEN)")
+    serve.add_argument("--read-only", action="store_true", default=None,
+                       help="no writable endpoints (then no token is needed; default $CDTL_READ_ONLY, else off)")
+    serve.add_argument("--index", default=None,
+                       help="auto | exact | ivf | hnsw, or a JSON object of index settings (default auto: exact up "
+                            "to 20,000 items, FAISS IVF above)")
+    serve.add_argument("--max-body", type=int, default=None, help="largest request body in bytes (default 4 MiB)")
+    serve.add_argument("--port-file", default=None, help="write the port actually bound to this file")
+    serve.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
+    serve.add_argument("--items-store", default=None, metavar="PATH",
+                       help="file that keeps the items added through POST /items (read at start and on reload; share "
+                            "it between replicas). Default: BUNDLE.items.jsonl beside the bundle folder, written only "
+                            "if the folder holding the bundle is writable; otherwise POST /items answers 503 until you set this")
+    serve.add_argument("--store-refresh", type=float, default=None, metavar="SECONDS",
+                       help="how often to check the items store for items other replicas added (default 2 s)")
+    serve.set_defaults(func=_serve)
+
+
+def _add_recommend(commands: Any) -> None:
+    """``cdtl recommend``: batch scoring into one Parquet file (cdtl.serve.batch)."""
+    recommend = commands.add_parser("recommend", help="batch scoring: the top k items of every warm user, as Parquet")
+    recommend.add_argument("bundle", help="bundle folder written by cdtl export")
+    recommend.add_argument("--out", required=True, help="Parquet file to write: user, rank, item, score")
+    recommend.add_argument("--users", default=None,
+                           help="file of user ids, one a line (or a CSV/Parquet with a 'user' column); default: every warm user")
+    recommend.add_argument("--k", type=int, default=100, help="items per user (default 100)")
+    recommend.add_argument("--memory-mb", type=float, default=None,
+                           help="memory budget of one chunk of users' scores in MiB (default 256)")
+    recommend.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    recommend.set_defaults(func=_recommend)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cdtl`` (one sub-command per task)."""
     parser = argparse.ArgumentParser(prog="cdtl", description="Cross-domain transfer learning for recommenders.")
@@ -139,42 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override one setting, e.g. --set export.fusion=global (repeatable)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     export.set_defaults(func=_export)
-    serve = commands.add_parser("serve", help="serve a bundle over HTTP (FastAPI under uvicorn)")
-    serve.add_argument("bundle", nargs="?", default=None, help="bundle folder written by cdtl export (default $CDTL_BUNDLE)")
-    serve.add_argument("--host", default=None,
-                       help="address to listen on (default $CDTL_HOST, else 127.0.0.1: this machine only)")
-    serve.add_argument("--port", default=None, help="port (default $CDTL_PORT, else 8000; 0: any free port, see --port-file)")
-    serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug or trace "
-                                                         "(default $CDTL_LOG_LEVEL, else warning)")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
-                       help="one log line per request (default $CDTL_ACCESS_LOG, else off)")
-    serve.add_argument("--token-file", default=None,
-                       help="file holding the bearer token of POST /items and /reload (default: $CDTL_SERVE_TOKEN)")
-    serve.add_argument("--read-only", action="store_true", default=None,
-                       help="no writable endpoints (then no token is needed; default $CDTL_READ_ONLY, else off)")
-    serve.add_argument("--index", default=None,
-                       help="auto | exact | ivf | hnsw, or a JSON object of index settings (default auto: exact up "
-                            "to 20,000 items, FAISS IVF above)")
-    serve.add_argument("--max-body", type=int, default=None, help="largest request body in bytes (default 4 MiB)")
-    serve.add_argument("--port-file", default=None, help="write the port actually bound to this file")
-    serve.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
-    serve.add_argument("--items-store", default=None, metavar="PATH",
-                       help="file that keeps the items added through POST /items (read at start and on reload; share "
-                            "it between replicas). Default: BUNDLE.items.jsonl beside the bundle folder, written only "
-                            "if the folder holding the bundle is writable; otherwise POST /items answers 503 until you set this")
-    serve.add_argument("--store-refresh", type=float, default=None, metavar="SECONDS",
-                       help="how often to check the items store for items other replicas added (default 2 s)")
-    serve.set_defaults(func=_serve)
-    recommend = commands.add_parser("recommend", help="batch scoring: the top k items of every warm user, as Parquet")
-    recommend.add_argument("bundle", help="bundle folder written by cdtl export")
-    recommend.add_argument("--out", required=True, help="Parquet file to write: user, rank, item, score")
-    recommend.add_argument("--users", default=None,
-                           help="file of user ids, one a line (or a CSV/Parquet with a 'user' column); default: every warm user")
-    recommend.add_argument("--k", type=int, default=100, help="items per user (default 100)")
-    recommend.add_argument("--memory-mb", type=float, default=None,
-                           help="memory budget of one chunk of users' scores in MiB (default 256)")
-    recommend.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    recommend.set_defaults(func=_recommend)
+    _add_serve(commands)
+    _add_recommend(commands)
     return parser
 
 
