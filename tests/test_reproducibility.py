@@ -106,3 +106,30 @@ def test_the_gradient_of_indexed_rows_is_the_same_every_time_on_two_threads():
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+def _dropoutnet_weights() -> dict[str, torch.Tensor]:
+    """DropoutNet trained for two epochs of full-softmax batches large enough for torch to split them between threads."""
+    from cdtl.models.batches import softmax_batches
+    from cdtl.models.dropoutnet import DropoutNet
+    from cdtl.train import TrainConfig, fit
+
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items, d = 400, 600, 16
+    users, items = torch.randint(0, n_users, (6000,), generator=g), torch.randint(0, n_items, (6000,), generator=g)
+    set_seed(0)
+    model = DropoutNet(torch.randn(n_items, d, generator=g), torch.ones(n_items, dtype=torch.bool),
+                       torch.randn(n_users, d, generator=g), torch.ones(n_users, dtype=torch.bool), dim=8, hidden=16)
+    fit(model, softmax_batches(users.numpy(), items.numpy(), n_items, 1024), TrainConfig(epochs=2, progress=False))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_dropoutnet_trains_to_the_same_weights_on_two_threads():
+    """The model whose row moved between two runs of chapter 05's command: same seed, same weights, bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, second = _dropoutnet_weights(), _dropoutnet_weights()
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(first[k], second[k]) for k in first)
