@@ -12,9 +12,10 @@ RecBole runs with its BPR defaults (dim 64, one negative, batch 2048, lr 0.001, 
 Each system runs in its own fresh process and the wall time is the whole process (imports,
 data, training, evaluation), as a user would see it. RecBole lives in a separate environment,
 never a dependency of cdtl: by default ``recbole-venv`` under ``$XDG_CACHE_HOME/cdtl/bench``
-(``~/.cache/cdtl/bench``), created on first use with ``recbole==1.2.1``, ``setuptools<70``
-and the torch this Python has (``--recbole-env`` puts it elsewhere, ``--recbole-python``
-uses an environment you made). Under current torch RecBole needs
+(``~/.cache/cdtl/bench``), created on first use with ``recbole==1.2.1`` (and the setuptools,
+NumPy and pandas it still runs with: see ``RECBOLE``) and the torch this Python has
+(``--recbole-env`` puts it elsewhere, ``--recbole-python`` uses an environment you made).
+Under current torch RecBole needs
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` to reload its own checkpoint, which this script sets
 for it. Time it on a quiet machine (on a shared one, under ``flock`` with a lock file of
 your choice) and say how busy the machine was: the load average is printed with the table.
@@ -33,7 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdtl" / "bench"
-RECBOLE = ["recbole==1.2.1", "setuptools<70"]
+# RecBole 1.2.1 and its ray 2.6 need pkg_resources (setuptools before 81; torch 2.13 asks for 77.0.3 or later),
+# NumPy 1 (np.bool8) and so pandas 2
+RECBOLE = ["recbole==1.2.1", "setuptools>=77.0.3,<81", "numpy<2", "pandas<3"]
 
 RECBOLE_CONFIG = {
     "seed": 0,
@@ -65,7 +68,8 @@ def recbole_child() -> None:
 def recbole_python(env_dir: Path) -> str:
     """The python of a RecBole 1.2.1 environment at ``env_dir``, made there (with this Python's torch) if missing."""
     python = env_dir / "bin" / "python"
-    check = [str(python), "-c", "import recbole, torch; assert recbole.__version__ == '1.2.1'"]
+    check = [str(python), "-W", "ignore", "-c",
+             "import recbole, torch; from recbole.quick_start import run_recbole; assert recbole.__version__ == '1.2.1'"]
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return str(python)
     import torch
@@ -73,8 +77,9 @@ def recbole_python(env_dir: Path) -> str:
     print(f"making RecBole's environment in {env_dir} (once) ...", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
     torch_pin = [f"torch=={torch.__version__}"]
-    if "+cpu" in torch.__version__:  # the CPU build lives on the PyTorch CPU index (or a wheel folder pip knows)
-        torch_pin += ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    local = [str(python), "-m", "pip", "install", "--quiet", "--dry-run", "--no-index", "--no-deps", *torch_pin]
+    if "+cpu" in torch.__version__ and subprocess.run(local, capture_output=True).returncode != 0:
+        torch_pin += ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]  # the CPU build's own index
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RECBOLE, *torch_pin], check=True)
     if subprocess.run(check, capture_output=True).returncode != 0:
         raise SystemExit(f"{env_dir}: RecBole 1.2.1 does not import there; remove the folder and run again, "
