@@ -214,8 +214,8 @@ def _fits(value: Any, default: Any) -> bool:
         return isinstance(value, bool)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, float):  # an integer too large for a float (10**400) is not a number a float can hold
+        return isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023
     if isinstance(default, str):  # a name, a choice ("auto" or a number) or none: the kind checks the choices
         return value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if isinstance(default, list):

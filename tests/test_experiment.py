@@ -27,11 +27,11 @@ TINY = {
     [
         ({"modle": {}}, "unknown key 'modle'; valid keys: batches, dataset, evaluate, model, name, protocol, seed, train"),
         ({"train": {"learning_rate": 0.1}}, "unknown key train.'learning_rate'"),
-        ({"model": {"name": "svd"}}, "unknown model 'svd'; valid choices: mf, popularity"),
-        ({"model": {"loss": "hinge"}}, "unknown model.loss 'hinge'; valid choices: mse, bpr, softmax, sampled_softmax"),
+        ({"model": {"name": "svd"}}, "unknown model 'svd' (str); valid choices: mf, popularity"),
+        ({"model": {"loss": "hinge"}}, "unknown model.loss 'hinge' (str); valid choices: mse, bpr, softmax, sampled_softmax"),
         ({"evaluate": {"metrics": ["ndcg@ten"]}}, "unknown metric 'ndcg@ten'"),
         ({"evaluate": {"metrics": ["rmse"]}}, "rating metrics ['rmse'] need a model trained on ratings"),
-        ({"protocol": {"name": "leave_one_out"}}, "unknown protocol 'leave_one_out'; valid choices: per_user, random, cold_start"),
+        ({"protocol": {"name": "leave_one_out"}}, "unknown protocol 'leave_one_out' (str); valid choices: per_user, random, cold_start"),
         ({"train": {"optimizer": "lion"}}, "unknown optimizer 'lion'"),
     ],
 )

@@ -72,9 +72,9 @@ set_value = apply_override  # one ``--set section.key=value`` on a raw config (t
 
 def check_ranking_metrics(metrics: Iterable[str], where: str = "evaluate.metrics", hint: str = "") -> None:
     """Refuse any metric that is not a ranking metric at a cut-off (recall@10, ndcg@20, ...); ``hint`` says what else to do."""
-    for metric in metrics:
-        if not RANKING.match(str(metric)):
-            raise ConfigError(f"unknown metric {preview(metric)} in {where}; valid choices: {RANKING_CHOICES}{hint}")
+    for n, metric in enumerate(metrics):
+        if not (isinstance(metric, str) and RANKING.match(metric)):
+            raise ConfigError(f"unknown metric {preview(metric)} in {where}[{n}]; valid choices: {RANKING_CHOICES}{hint}")
 
 
 def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:

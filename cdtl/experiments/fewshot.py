@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import load
 from cdtl.data.fewshot import SHOTS, cross_platform, few_shot_split
 from cdtl.data.ids import IdMap, interaction_matrix
@@ -83,13 +83,13 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
     shots = cfg["protocol"]["shots"]
     if not shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
-        raise ConfigError(f"protocol.shots must be non-negative integers, e.g. {list(SHOTS)}, got {shots!r}")
+        raise ConfigError(f"protocol.shots must be non-negative integers, e.g. {list(SHOTS)}, got {preview(shots)}")
     check_ranking_metrics(cfg["evaluate"]["metrics"])
     betas = cfg["blend"]["betas"]
     if not betas or any(isinstance(b, bool) or not isinstance(b, (int, float)) or b < 0 for b in betas):
-        raise ConfigError(f"blend.betas must be non-negative numbers, e.g. [0.0, 0.5, 1.0], got {betas!r}")
+        raise ConfigError(f"blend.betas must be non-negative numbers, e.g. [0.0, 0.5, 1.0], got {preview(betas)}")
     if cfg["evaluate"]["monitor"] not in cfg["evaluate"]["metrics"]:
-        raise ConfigError(f"evaluate.monitor must be one of evaluate.metrics, got {cfg['evaluate']['monitor']!r}")
+        raise ConfigError(f"evaluate.monitor must be one of evaluate.metrics, got {preview(cfg['evaluate']['monitor'])}")
     return cfg
 
 
@@ -222,7 +222,7 @@ class FewShotBench:
         elif name == "dropoutnet":
             return self._text_scorer(self.trained(name, encoder), vectors, shots), int((~has).sum())
         else:
-            raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {preview(name)}; valid choices: {', '.join(MODELS)}")
         return FallbackScorer(model, has, fallback), int((~has).sum())
 
     def choose(self, name: str, encoder: str | None, shots: int) -> tuple[float, dict[str, float]]:

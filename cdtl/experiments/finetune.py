@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import preview
 from cdtl.data import cold_start_split, load
 from cdtl.evaluate import report
 from cdtl.experiments.common import (
@@ -68,14 +69,14 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_ranking_metrics(cfg["evaluate"]["metrics"])
     check_train(cfg["train"], "train")
     if not 0.0 < float(cfg["protocol"]["cold_ratio"]) < 1.0:
-        raise ConfigError(f"protocol.cold_ratio must be in (0, 1), got {cfg['protocol']['cold_ratio']!r}")
+        raise ConfigError(f"protocol.cold_ratio must be in (0, 1), got {preview(cfg['protocol']['cold_ratio'])}")
     for key in ("users", "batch_size"):
         value = cfg["batches"][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "users" else 1):
-            raise ConfigError(f"batches.{key} must be an integer >= {0 if key == 'users' else 1}, got {value!r}")
+            raise ConfigError(f"batches.{key} must be an integer >= {0 if key == 'users' else 1}, got {preview(value)}")
     whiten_dim = cfg["evaluate"]["whiten_dim"]
     if isinstance(whiten_dim, bool) or not isinstance(whiten_dim, int) or whiten_dim < 1:
-        raise ConfigError(f"evaluate.whiten_dim must be a positive integer, got {whiten_dim!r}")
+        raise ConfigError(f"evaluate.whiten_dim must be a positive integer, got {preview(whiten_dim)}")
     return cfg
 
 
@@ -116,7 +117,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     data = load(ds["name"], ds["domains"]) if data is None else data
     for role in ("source", "target"):
         if proto[role] not in data.domains:
-            raise ConfigError(f"protocol.{role} {proto[role]!r} is not a domain of {data.name}: {data.domains}")
+            raise ConfigError(f"protocol.{role} {preview(proto[role])} is not a domain of {data.name}: {data.domains}")
     split = cold_start_split(data, proto["source"], proto["target"], proto["cold_ratio"], seed=cfg["seed"])
     texts = data.items["text"].tolist()
     frozen = encode_items(data.items, model=m["language_model"], max_length=m["max_length"],

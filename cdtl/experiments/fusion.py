@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, preview
 from cdtl.evaluate import compare_to_reference, format_interval, report, slice_users
 from cdtl.experiments.common import (
     ConfigError,
@@ -97,36 +97,36 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     cfg = merge_config(DEFAULTS, config, "")
     cfg["lm_bridge"]["config"] = bridge_config
     if cfg["kind"] != "fusion":
-        raise ConfigError(f"kind must be 'fusion' for cdtl.experiments.fusion, got {cfg['kind']!r}")
+        raise ConfigError(f"kind must be 'fusion' for cdtl.experiments.fusion, got {preview(cfg['kind'])}")
     scorers = cfg["scorers"]
     if not isinstance(scorers, list) or not scorers:
-        raise ConfigError(f"scorers must be a non-empty list, valid names: {', '.join(SCORERS)}; got {scorers!r}")
+        raise ConfigError(f"scorers must be a non-empty list, valid names: {', '.join(SCORERS)}; got {preview(scorers)}")
     unknown = [s for s in scorers if s not in SCORERS]
     if unknown:
-        raise ConfigError(f"unknown scorer(s) {unknown}; valid choices: {', '.join(SCORERS)}")
+        raise ConfigError(f"unknown scorer(s) {preview(unknown)}; valid choices: {', '.join(SCORERS)}")
     if len(set(scorers)) != len(scorers):
-        raise ConfigError(f"scorers lists a name twice: {scorers}")
+        raise ConfigError(f"scorers lists a name twice: {preview(scorers)}")
     if "popularity" not in scorers:
         raise ConfigError("scorers must include 'popularity': it serves every user and is the fallback of the others")
     f = cfg["fusion"]
     if f["pooling"] not in POOLINGS:
-        raise ConfigError(f"unknown fusion.pooling {f['pooling']!r}; valid choices: {', '.join(POOLINGS)}")
+        raise ConfigError(f"unknown fusion.pooling {preview(f['pooling'])}; valid choices: {', '.join(POOLINGS)}")
     if not (f["temperature"] == "auto" or (isinstance(f["temperature"], (int, float)) and f["temperature"] > 0)):
-        raise ConfigError(f"fusion.temperature must be 'auto' or a positive number, got {f['temperature']!r}")
+        raise ConfigError(f"fusion.temperature must be 'auto' or a positive number, got {preview(f['temperature'])}")
     modes = cfg["fusion"]["modes"]
     if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
-        raise ConfigError(f"fusion.modes must be a non-empty list of {', '.join(MODES)}; got {modes!r}")
+        raise ConfigError(f"fusion.modes must be a non-empty list of {', '.join(MODES)}; got {preview(modes)}")
     proto = cfg["protocol"]
     for key in ("warm_val", "warm_test"):
         if not 0.0 < float(proto[key]) < 0.5:
-            raise ConfigError(f"protocol.{key} must be a fraction in (0, 0.5), got {proto[key]!r}")
+            raise ConfigError(f"protocol.{key} must be a fraction in (0, 0.5), got {preview(proto[key])}")
     if not 0.0 < float(proto["cold_ratio"]) < 1.0:
-        raise ConfigError(f"protocol.cold_ratio must be in (0, 1), got {proto['cold_ratio']!r}")
+        raise ConfigError(f"protocol.cold_ratio must be in (0, 1), got {preview(proto['cold_ratio'])}")
     check_ranking_metrics(cfg["evaluate"]["metrics"])
     if "ndcg@10" not in cfg["evaluate"]["metrics"]:
         raise ConfigError("evaluate.metrics must include ndcg@10 (the fusion's headline metric)")
     if cfg["text"]["pooling"] != "mean":
-        raise ConfigError(f"text.pooling must be 'mean' (a user is the mean of their history), got {cfg['text']['pooling']!r}")
+        raise ConfigError(f"text.pooling must be 'mean' (a user is the mean of their history), got {preview(cfg['text']['pooling'])}")
     for section in ("mf", "fusion"):
         check_train(cfg[section]["train"], f"{section}.train")
     return cfg

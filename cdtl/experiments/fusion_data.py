@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cdtl.configfile import preview
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.ids import interaction_matrix
@@ -70,7 +71,7 @@ def prepare(cfg: dict[str, Any], data: Any = None) -> FusionData:
     data = load(ds["name"], ds["domains"]) if data is None else data
     for role in ("source", "target"):
         if proto[role] not in data.domains:
-            raise ConfigError(f"protocol.{role} {proto[role]!r} is not a domain of {data.name}: {data.domains}")
+            raise ConfigError(f"protocol.{role} {preview(proto[role])} is not a domain of {data.name}: {data.domains}")
     split = cold_start_split(data, proto["source"], proto["target"], proto["cold_ratio"], seed=cfg["seed"])
     cd = encode_split(split)
     train, warm_val, warm_test = time_split_per_user(cd.target_train, proto["warm_val"], proto["warm_test"])

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cdtl.configfile import preview
 from cdtl.experiments.common import Popularity, rank_users, train_mf
 from cdtl.experiments.fusion_data import FusionData
 from cdtl.models.fusion import Scorer, SoftmaxFusion, fusion_batches, gate_features, score_scales
@@ -122,7 +123,7 @@ def calibrate(cfg: dict[str, Any], fd: FusionData, scorers: dict[str, Scorer]) -
         serve = np.asarray(scorer.can_serve, dtype=bool)
         part = fd.fit[serve[fd.fit["u"].to_numpy()]]
         if len(part) == 0:
-            raise ValueError(f"scorer {name!r} can serve no validation user: its temperature cannot be calibrated")
+            raise ValueError(f"scorer {preview(name)} can serve no validation user: its temperature cannot be calibrated")
         everyone = dataclasses.replace(scorer, can_serve=np.ones(len(serve), bool))  # only served users are fed
         one = SoftmaxFusion([everyone], fd.cd.target_items.ids, mode="uniform", temperature=t,
                             standardize=cfg["fusion"]["standardize"])

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, clip, preview
 from cdtl.evaluate import format_interval
 from cdtl.experiments.common import (
     ConfigError,
@@ -97,33 +97,33 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
                                                                               if k != "models"}, "")
     cfg["models"] = copy.deepcopy(config.get("models", DEFAULTS["models"]))
     if cfg["kind"] != "multitask":
-        raise ConfigError(f"kind must be 'multitask' for this runner, got {cfg['kind']!r}")
+        raise ConfigError(f"kind must be 'multitask' for this runner, got {preview(cfg['kind'])}")
     tasks = cfg["tasks"]
     if not isinstance(tasks, list) or not tasks or any(t not in KNOWN_TASKS for t in tasks):
-        raise ConfigError(f"tasks must be a non-empty list of {sorted(KNOWN_TASKS)}, got {tasks!r}")
+        raise ConfigError(f"tasks must be a non-empty list of {sorted(KNOWN_TASKS)}, got {preview(tasks)}")
     if len(set(tasks)) != len(tasks):
-        raise ConfigError(f"tasks must be distinct, got {tasks}")
+        raise ConfigError(f"tasks must be distinct, got {preview(tasks)}")
     if not isinstance(cfg["models"], list) or not cfg["models"]:
         raise ConfigError("models must be a non-empty list of {name, arch, weighting, loss_weights}")
     names = []
     for n, spec in enumerate(cfg["models"]):
         if not isinstance(spec, dict):
-            raise ConfigError(f"models[{n}] must be a mapping, got {spec!r}")
+            raise ConfigError(f"models[{n}] must be a mapping, got {preview(spec)}")
         unknown = sorted(set(spec) - set(MODEL_KEYS))
         if unknown:
-            raise ConfigError(f"models[{n}]: unknown key(s) {unknown}; valid keys: {', '.join(MODEL_KEYS)}")
+            raise ConfigError(f"models[{n}]: unknown key(s) {preview(unknown)}; valid keys: {', '.join(MODEL_KEYS)}")
         spec.setdefault("weighting", "fixed")
         spec.setdefault("loss_weights", None)
         check_cold_users(spec, n)
         if "name" not in spec or "arch" not in spec:
-            raise ConfigError(f"models[{n}] needs a name and an arch, got {spec}")
+            raise ConfigError(f"models[{n}] needs a name and an arch, got {preview(spec)}")
         if spec["arch"] not in ARCHS:
-            raise ConfigError(f"models[{n}].arch {spec['arch']!r} is not one of: {', '.join(ARCHS)}")
+            raise ConfigError(f"models[{n}].arch {preview(spec['arch'])} is not one of: {', '.join(ARCHS)}")
         if spec["weighting"] not in WEIGHTINGS:
-            raise ConfigError(f"models[{n}].weighting {spec['weighting']!r} is not one of: {', '.join(WEIGHTINGS)}")
+            raise ConfigError(f"models[{n}].weighting {preview(spec['weighting'])} is not one of: {', '.join(WEIGHTINGS)}")
         weights = spec["loss_weights"] or {}
         if not isinstance(weights, dict) or set(weights) - set(tasks):
-            raise ConfigError(f"models[{n}].loss_weights must map some of the tasks {tasks} to weights, got {weights!r}")
+            raise ConfigError(f"models[{n}].loss_weights must map some of the tasks {tasks} to weights, got {preview(weights)}")
         if weights and spec["weighting"] == "uncertainty":
             raise ConfigError(f"models[{n}]: loss_weights are learned with weighting 'uncertainty'; use 'fixed'")
         if spec["arch"] == "single" and (weights or spec["weighting"] != "fixed"):
@@ -133,16 +133,17 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"model names must be distinct, got {names}")
     proto = cfg["protocol"]
     if not 0.0 < float(proto["source_holdout"]) < 0.5:
-        raise ConfigError(f"protocol.source_holdout must be in (0, 0.5), got {proto['source_holdout']}")
+        raise ConfigError(f"protocol.source_holdout must be in (0, 0.5), got {preview(proto['source_holdout'])}")
     if not 0.0 <= float(proto["warm_holdout"]) < 0.5:
-        raise ConfigError(f"protocol.warm_holdout must be in [0, 0.5) (0: no warm-user scores), got {proto['warm_holdout']}")
+        raise ConfigError(f"protocol.warm_holdout must be in [0, 0.5) (0: no warm-user scores), got {preview(proto['warm_holdout'])}")
     ks = cfg["evaluate"]["ks"]
     if not isinstance(ks, list) or not ks or any(not (isinstance(k, int) and k >= 1) for k in ks):
-        raise ConfigError(f"evaluate.ks must be a list of positive cut-offs, got {ks!r}")
+        raise ConfigError(f"evaluate.ks must be a list of positive cut-offs, got {preview(ks)}")
     try:
         MultiTask(3, [2, 2], tasks, "ple", **{k: v for k, v in cfg["model"].items()})
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model: {err}") from err
+        first = str(err).partition("\n")[0]  # torch's message, not the C++ frames it appends
+        raise ConfigError(f"model: {clip(first, 200)}") from err
     check_train(cfg["train"], "train")
     cfg["bridges"]["transfer"] = check_bridges(cfg["bridges"]["models"], bridge_transfer)
     return cfg

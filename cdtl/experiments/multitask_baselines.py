@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cdtl.configfile import preview
 from cdtl.experiments.common import ConfigError
 from cdtl.experiments.multitask_data import MultiTaskData
 from cdtl.experiments.transfer_models import MODELS as TRANSFER_MODELS
@@ -32,7 +33,7 @@ def check_cold_users(spec: dict[str, Any], n: int) -> None:
     spec.setdefault("cold_users", "random")
     if spec["cold_users"] not in COLD_USERS or (spec["cold_users"] != "random" and spec["arch"] != "single"):
         raise ConfigError(f"models[{n}].cold_users must be one of {', '.join(COLD_USERS)} ('mean_user' for arch "
-                          f"single only), got {spec['cold_users']!r}")
+                          f"single only), got {preview(spec['cold_users'])}")
 
 
 def without_bridge_transfer(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -42,7 +43,7 @@ def without_bridge_transfer(config: dict[str, Any]) -> tuple[dict[str, Any], dic
         return config, {}
     transfer = bridges["transfer"] or {}
     if not isinstance(transfer, dict):
-        raise ConfigError(f"bridges.transfer must be a mapping (a transfer config), got {transfer!r}")
+        raise ConfigError(f"bridges.transfer must be a mapping (a transfer config), got {preview(transfer)}")
     return {**config, "bridges": {k: v for k, v in bridges.items() if k != "transfer"}}, copy.deepcopy(transfer)
 
 
@@ -51,7 +52,7 @@ def check_bridges(models: Any, transfer: dict[str, Any]) -> dict[str, Any]:
     from cdtl.experiments.transfer import resolve  # the transfer kind checks its own config
 
     if not isinstance(models, list) or any(m not in TRANSFER_MODELS for m in models):
-        raise ConfigError(f"bridges.models must be a list of transfer models ({', '.join(TRANSFER_MODELS)}), got {models!r}")
+        raise ConfigError(f"bridges.models must be a list of transfer models ({', '.join(TRANSFER_MODELS)}), got {preview(models)}")
     try:
         resolve(transfer)
     except ConfigError as err:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import preview
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import encode_split
 from cdtl.data.ids import interaction_matrix
@@ -54,7 +55,7 @@ def prepare(cfg: dict[str, Any], data: Any = None) -> MultiTaskData:
     data = load(cfg["dataset"]["name"], cfg["dataset"]["domains"]) if data is None else data
     for key in ("source", "target"):
         if proto[key] not in data.domains:
-            raise ConfigError(f"protocol.{key} {proto[key]!r} is not a domain of {data.name}: {data.domains}")
+            raise ConfigError(f"protocol.{key} {preview(proto[key])} is not a domain of {data.name}: {data.domains}")
     rating_tasks = [t for t in cfg["tasks"] if KNOWN_TASKS[t].kind == "rating"]
     if rating_tasks and not data.has_ratings:
         raise ConfigError(f"rating tasks {rating_tasks} need ratings, but {data.name} has none (implicit feedback)")

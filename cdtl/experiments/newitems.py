@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import load
 from cdtl.data.coldstart import ColdStartSplit
 from cdtl.data.crossdomain import CrossDomainData, encode_split
@@ -76,19 +76,19 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
     proto = cfg["protocol"]
     if proto["by"] not in ORDERS:
-        raise ConfigError(f"protocol.by must be one of {', '.join(ORDERS)}, got {proto['by']!r}")
+        raise ConfigError(f"protocol.by must be one of {', '.join(ORDERS)}, got {preview(proto['by'])}")
     for ratio in proto["ratios"]:
         if not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
-            raise ConfigError(f"protocol.ratios must lie strictly between 0 and 1 (e.g. 0.1, 0.2, 0.5), got {ratio!r}")
+            raise ConfigError(f"protocol.ratios must lie strictly between 0 and 1 (e.g. 0.1, 0.2, 0.5), got {preview(ratio)}")
     metrics = cfg["evaluate"]["metrics"]
     check_ranking_metrics(metrics)
     if cfg["evaluate"]["monitor"] not in metrics or not cfg["evaluate"]["monitor"].startswith("ndcg@"):
-        raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got {cfg['evaluate']['monitor']!r}")
+        raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got {preview(cfg['evaluate']['monitor'])}")
     tuned = cfg["tuned_models"]
     if tuned is not None and (not isinstance(tuned, list) or not set(tuned) <= set(TEXT_MODELS)):
-        raise ConfigError(f"tuned_models must be null or a list of text models ({', '.join(TEXT_MODELS)}), got {tuned!r}")
+        raise ConfigError(f"tuned_models must be null or a list of text models ({', '.join(TEXT_MODELS)}), got {preview(tuned)}")
     if cfg["lm"]["pooling"] not in POOLINGS:
-        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {cfg['lm']['pooling']!r}")
+        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm']['pooling'])}")
     if cfg["lm"]["source_task"]:
         raise ConfigError("lm.source_task is not part of the new-item comparison; leave it false")
     if not cfg["seeds"]:
@@ -128,7 +128,7 @@ def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
         data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0])
     for domain in (proto["source"], proto["target"]):
         if domain not in data.domains:
-            raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")
+            raise ConfigError(f"protocol names domain {preview(domain)}, but {data.name} has domains {data.domains}")
     return data
 
 

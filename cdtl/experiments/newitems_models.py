@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import preview
 from cdtl.data.crossdomain import CrossDomainData
 from cdtl.data.newitems import NewItemSplit
 from cdtl.encoders.users import mean_pool
@@ -227,7 +228,7 @@ class NewItemBench:
                 model = PTUPCDRText(ptu, model)
             wrap = lambda m: FallbackScorer(m, self.has_source, self.prior)  # noqa: E731
             return self._served(self.fit(model, self.bridge_batches(section), section, wrap), self.has_source)
-        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+        raise ValueError(f"unknown model {preview(name)}; valid choices: {', '.join(MODELS)}")
 
 
 def score_validation(scores_of: Callable[[Any], Callable], cd: CrossDomainData, split: NewItemSplit,

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from cdtl import distributed
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import cold_start_split, load
 from cdtl.data.ids import IdMap, interaction_matrix
 from cdtl.data.protocols import per_user_split, random_split
@@ -69,17 +69,18 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
     cfg = merge_config(DEFAULTS, {k: v for k, v in config.items() if k != "kind"}, "")
     if cfg["protocol"]["name"] not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {cfg['protocol']['name']!r}; valid choices: {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol {preview(cfg['protocol']['name'])}; valid choices: {', '.join(PROTOCOLS)}")
     model = cfg["model"]
     if model["name"] not in MODELS:
-        raise ConfigError(f"unknown model {model['name']!r}; valid choices: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {preview(model['name'])}; valid choices: {', '.join(MODELS)}")
     if model["name"] == "mf" and model["loss"] not in LOSSES:
-        raise ConfigError(f"unknown model.loss {model['loss']!r}; valid choices: {', '.join(LOSSES)}")
+        raise ConfigError(f"unknown model.loss {preview(model['loss'])}; valid choices: {', '.join(LOSSES)}")
     if model["unseen_users"] not in UNSEEN_USERS:
-        raise ConfigError(f"unknown model.unseen_users {model['unseen_users']!r}; valid choices: {', '.join(UNSEEN_USERS)}")
-    for metric in cfg["evaluate"]["metrics"]:
-        if not (RANKING.match(metric) or metric in RATING_METRICS):
-            raise ConfigError(f"unknown metric {metric!r}; valid choices: {RANKING_CHOICES}, {', '.join(RATING_METRICS)}")
+        raise ConfigError(f"unknown model.unseen_users {preview(model['unseen_users'])}; valid choices: {', '.join(UNSEEN_USERS)}")
+    for n, metric in enumerate(cfg["evaluate"]["metrics"]):
+        if not (isinstance(metric, str) and (RANKING.match(metric) or metric in RATING_METRICS)):
+            raise ConfigError(f"unknown metric {preview(metric)} in evaluate.metrics[{n}]; valid choices: {RANKING_CHOICES}, "
+                              f"{', '.join(RATING_METRICS)}")
     rating = [m for m in cfg["evaluate"]["metrics"] if m in RATING_METRICS]
     if rating and not (model["name"] == "mf" and model["loss"] == "mse"):
         raise ConfigError(f"rating metrics {rating} need a model trained on ratings (model.loss: mse)")
@@ -89,7 +90,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     validated = ["rmse", "mae"] if rating else [m for m in cfg["evaluate"]["metrics"] if RANKING.match(m)]
     monitor = cfg["train"]["monitor"]
     if monitor is not None and monitor not in validated:
-        raise ConfigError(f"train.monitor {monitor!r} is not a validation metric of this run; choose one of "
+        raise ConfigError(f"train.monitor {preview(monitor)} is not a validation metric of this run; choose one of "
                           f"{', '.join(validated)} (validation computes evaluate.metrics)")
     return cfg
 
@@ -121,7 +122,7 @@ def prepare(cfg: dict[str, Any], data: Any = None) -> Prepared:
     inter = data.interactions
     if ds["domain"] is not None:
         if ds["domain"] not in data.domains:
-            raise ConfigError(f"dataset.domain {ds['domain']!r} is not one of {data.domains}")
+            raise ConfigError(f"dataset.domain {preview(ds['domain'])} is not one of {data.domains}")
         inter = inter[inter["domain"] == ds["domain"]].reset_index(drop=True)
     if any(m in RATING_METRICS for m in cfg["evaluate"]["metrics"]) and not data.has_ratings:
         raise ConfigError(f"{data.name} has no ratings: rating metrics (mae, rmse, like_*) cannot be computed")

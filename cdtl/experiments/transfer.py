@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cdtl.configfile import check_cutoffs
+from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.sampling import sample_users
@@ -89,16 +89,16 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_ranking_metrics(cfg["evaluate"]["metrics"], hint="; rating errors (mae, rmse) come with tasks: [rating]")
     for ratio in cfg["protocol"]["cold_ratios"]:
         if not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
-            raise ConfigError(f"protocol.cold_ratios must lie strictly between 0 and 1, got {ratio!r}")
+            raise ConfigError(f"protocol.cold_ratios must lie strictly between 0 and 1, got {preview(ratio)}")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [0]")
     for section in ("mapping", "ptupcdr", "lm"):
         if cfg[section]["ranking_loss"] not in ("bpr", "softmax"):
-            raise ConfigError(f"{section}.ranking_loss must be 'bpr' or 'softmax', got {cfg[section]['ranking_loss']!r}")
+            raise ConfigError(f"{section}.ranking_loss must be 'bpr' or 'softmax', got {preview(cfg[section]['ranking_loss'])}")
     if cfg["lm"]["pooling"] not in POOLINGS:
-        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {cfg['lm']['pooling']!r}")
+        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm']['pooling'])}")
     if cfg["lm"]["encoder"] not in ENCODERS:
-        raise ConfigError(f"lm.encoder must be one of {', '.join(ENCODERS)}, got {cfg['lm']['encoder']!r}")
+        raise ConfigError(f"lm.encoder must be one of {', '.join(ENCODERS)}, got {preview(cfg['lm']['encoder'])}")
     return cfg
 
 
@@ -142,7 +142,7 @@ def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
         data = sample_users(data, int(ds["sample_users"]), seed=cfg["seeds"][0], bridge_only=True)
     for domain in (proto["source"], proto["target"]):
         if domain not in data.domains:
-            raise ConfigError(f"protocol names domain {domain!r}, but {data.name} has domains {data.domains}")
+            raise ConfigError(f"protocol names domain {preview(domain)}, but {data.name} has domains {data.domains}")
     if "rating" in cfg["tasks"] and not data.has_ratings:
         raise ConfigError(f"{data.name} has no ratings (implicit feedback): rating metrics (mae, rmse) cannot be "
                           "computed; use tasks: [ranking]")
@@ -315,7 +315,7 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
     """
     cfg = resolve(config or {})
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {preview(name)}; valid choices: {', '.join(MODELS)}")
     if text is None and name in TEXT_MODELS:
         text = item_text_vectors(cfg, cd.split.data.items, cd.split.train, seed)[0]
     source_mf = None

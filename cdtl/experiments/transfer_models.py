@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.configfile import preview
 from cdtl.data.crossdomain import CrossDomainData
 from cdtl.data.ids import interaction_matrix
 from cdtl.experiments.common import (
@@ -266,7 +267,7 @@ class TransferTrainer:
         numbers do not depend on which models were built before it in the same cell.
         """
         if name not in MODELS:
-            raise ConfigError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {preview(name)}; valid choices: {', '.join(MODELS)}")
         cfg, cd = self.cfg, self.cd
         if self.task == "rating" or name in TARGET_MF_MODELS:
             _ = self.target_mf  # trained once, from the seed alone, before this model draws anything

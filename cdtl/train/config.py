@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cdtl.configfile import preview
+
 OPTIMIZERS = ("adamw", "adam", "sgd", "sparse_adam")
 SCHEDULERS = (None, "cosine", "step", "plateau")
 MODES = ("max", "min")
@@ -108,7 +110,7 @@ def _check_types(config: TrainConfig) -> None:
             ok = isinstance(value, int) and not isinstance(value, bool)
             expected = "an integer"
         elif name in _FLOAT_FIELDS:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023
             expected = "a number (in YAML write 1.0e-3, not 1e-3)"
             if ok:
                 setattr(config, name, float(value))
@@ -121,7 +123,7 @@ def _check_types(config: TrainConfig) -> None:
             if ok and name.endswith("_dir"):
                 setattr(config, name, os.fspath(value))
         if not ok:
-            raise TypeError(f"TrainConfig.{name} must be {expected}, got {value!r} ({type(value).__name__})")
+            raise TypeError(f"TrainConfig.{name} must be {expected}, got {preview(value)}")
 
 
 @dataclass
