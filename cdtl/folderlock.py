@@ -8,6 +8,8 @@ throw-away file is also the test that the folder can be written, so a read-only 
 is refused at the same moment, not after training. A lock file left by a run that ended
 without releasing it is taken over with a message. ``release(folder)`` (also run at
 exit) removes the lock file. Claims are per process: claiming a folder twice is harmless.
+``claim(target, beside=True)`` locks ``target.lock`` next to ``target`` instead, for a folder
+that is replaced whole by a rename (a bundle), which would carry a lock inside it away.
 """
 
 from __future__ import annotations
@@ -33,17 +35,26 @@ class FolderLockError(ValueError):
     """A folder that another run holds, or that cannot be written; the message names it and what to do."""
 
 
-def claim(folder: str | os.PathLike[str]) -> Path:
-    """Take ``folder`` (created if needed) for this process, or raise ``FolderLockError`` naming who holds it."""
+def lock_path(folder: str | os.PathLike[str], *, beside: bool = False) -> Path:
+    """The lock file of ``folder``: inside it, or with ``beside`` next to it (``bundle`` -> ``bundle.lock``)."""
+    folder = Path(folder).absolute() if beside else Path(folder)  # "." has a name once absolute
+    if beside and not folder.name:
+        raise FolderLockError(f"{folder} is the root of a file system: choose a folder inside it")
+    return folder.with_name(folder.name + ".lock") if beside else folder / LOCK_NAME
+
+
+def claim(folder: str | os.PathLike[str], *, beside: bool = False) -> Path:
+    """Take ``folder`` (created if needed; with ``beside`` only its parent) for this process, or raise
+    ``FolderLockError`` naming who holds it."""
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder.absolute().parent if beside else folder).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise FolderLockError(f"cannot create the output folder {folder}: {err.strerror or err}") from err
-    key = folder.resolve()
+    lock = lock_path(folder, beside=beside)
+    key = _key(lock)
     if key in _HELD:
         return folder
-    lock = folder / LOCK_NAME
     handle = _locked(folder, lock)
     earlier = _holder(handle)
     if earlier and earlier.get("host") not in (None, socket.gethostname()):
@@ -62,7 +73,7 @@ def claim(folder: str | os.PathLike[str]) -> Path:
     handle.write(json.dumps(mine).encode())
     handle.flush()
     os.fsync(handle.fileno())
-    _check_writable(folder, handle, lock)
+    _check_writable(lock.parent, handle, lock)
     _HELD[key] = handle
     return folder
 
@@ -149,27 +160,35 @@ def _let_go(handle: IO[bytes], lock: Path, *, remove: bool) -> None:
     handle.close()
 
 
-def release(folder: str | os.PathLike[str]) -> None:
+def release(folder: str | os.PathLike[str], *, beside: bool = False) -> None:
     """Give ``folder`` back (remove its lock file); nothing happens if this process does not hold it."""
-    folder = Path(folder)
+    _release_lock(lock_path(folder, beside=beside))
+
+
+def _key(lock: Path) -> Path:
+    """A lock file's name in its folder's resolved path (the folder may be named by a link; the file is not followed)."""
+    return lock.parent.resolve() / lock.name
+
+
+def _release_lock(lock: Path) -> None:
     try:
-        key = folder.resolve()
+        key = _key(lock)
     except OSError:
         return
     handle = _HELD.pop(key, None)
     if handle is not None:
-        _let_go(handle, folder / LOCK_NAME, remove=True)
+        _let_go(handle, lock, remove=True)
 
 
-def held(folder: str | os.PathLike[str]) -> bool:
+def held(folder: str | os.PathLike[str], *, beside: bool = False) -> bool:
     """Whether this process holds ``folder``."""
-    return Path(folder).resolve() in _HELD
+    return _key(lock_path(folder, beside=beside)) in _HELD
 
 
 @atexit.register
 def _release_all() -> None:
     for key in list(_HELD):
-        release(key)
+        _release_lock(key)
 
 
-__all__ = ["LOCK_NAME", "FolderLockError", "claim", "describe", "held", "release"]
+__all__ = ["LOCK_NAME", "FolderLockError", "claim", "describe", "held", "lock_path", "release"]

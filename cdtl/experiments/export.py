@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from cdtl import folderlock
+from cdtl.configfile import preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.encoders.text_encoder import TextEncoder
 from cdtl.env import cache_dir
@@ -59,22 +61,26 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     config = copy.deepcopy(config)
     section = config.pop("export", None) or {}
     if not isinstance(section, dict):
-        raise ConfigError(f"export must be a mapping ({', '.join(EXPORT_DEFAULTS)}), got {section!r}")
-    unknown = sorted(set(section) - set(EXPORT_DEFAULTS))
+        raise ConfigError(f"export must be a mapping ({', '.join(EXPORT_DEFAULTS)}), got {preview(section)}")
+    unknown = sorted(set(section) - set(EXPORT_DEFAULTS), key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) export.{unknown[0]}; valid keys: {', '.join(EXPORT_DEFAULTS)}")
+        raise ConfigError(f"unknown key(s) export.{preview(unknown[0])}; valid keys: {', '.join(EXPORT_DEFAULTS)}")
     settings = {**EXPORT_DEFAULTS, **section}
     if settings["fusion"] not in FUSIONS:
-        raise ConfigError(f"export.fusion must be one of {', '.join(FUSIONS)}, got {settings['fusion']!r}")
+        raise ConfigError(f"export.fusion must be one of {', '.join(FUSIONS)}, got {preview(settings['fusion'])}")
+    if settings["bundle"] is not None and not isinstance(settings["bundle"], str):
+        raise ConfigError(f"export.bundle must be a folder name, got {preview(settings['bundle'])}")
+    if not isinstance(settings["overwrite"], bool):  # "no" must not replace a bundle
+        raise ConfigError(f"export.overwrite must be true or false, got {preview(settings['overwrite'])}")
     if config.get("kind") != "fusion":
         raise ConfigError(f"a bundle is exported from a fusion experiment (kind: fusion, e.g. configs/fusion_ml1m.yaml); "
-                          f"this config's kind is {config.get('kind', 'single')!r}")
+                          f"this config's kind is {preview(config.get('kind', 'single'))}")
     scorers = config.get("scorers", list(SCORERS))
     if sorted(scorers) != sorted(SCORERS):
-        raise ConfigError(f"a bundle serves the scorers {list(SCORERS)}; the config lists {scorers}")
+        raise ConfigError(f"a bundle serves the scorers {list(SCORERS)}; the config lists {preview(scorers)}")
     bridge = (config.get("lm_bridge") or {}).get("model", "lm_bridge")
     if bridge != "lm_bridge":
-        raise ConfigError(f"lm_bridge.model {bridge!r} cannot serve a new user: it starts from the user's row in a "
+        raise ConfigError(f"lm_bridge.model {preview(bridge)} cannot serve a new user: it starts from the user's row in a "
                           "source-domain model; the service's cold-user bridge is lm_bridge, which needs only their history")
     config["scorers"] = list(SCORERS)
     return config, settings
@@ -94,13 +100,24 @@ def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: 
     ``data`` (a two-domain ``RecData``, e.g. from ``cdtl.data.load_tables``) replaces the config's dataset.
 
     ``out`` (or ``export.bundle``) is the bundle folder; an existing one is replaced only
-    with ``overwrite`` (or ``export.overwrite``).
+    with ``overwrite`` (or ``export.overwrite``). From before any data is loaded until it
+    returns, ``out.lock`` next to the bundle holds it: a second export to the same folder is
+    refused, naming the first.
     """
     experiment, settings = split_config(config)
     out = out or settings["bundle"]
     if out is None:
         raise ConfigError("where should the bundle go? pass --out BUNDLE (or set export.bundle)")
     overwrite = settings["overwrite"] if overwrite is None else overwrite
+    folderlock.claim(out, beside=True)  # out.lock, next to the bundle a rename replaces: a second export is refused
+    try:
+        return _export(experiment, settings, Path(out), overwrite, data)
+    finally:
+        folderlock.release(out, beside=True)
+
+
+def _export(experiment: dict[str, Any], settings: dict[str, Any], out: Path, overwrite: bool, data: Any) -> Exported:
+    """``export`` once ``out`` is held: train, then pack the bundle."""
     if Path(out).exists() and not Path(out).is_dir():
         raise NotADirectoryError(f"{out} is a file; a bundle is a folder: choose another --out")
     if Path(out).exists() and not overwrite:
