@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     if "export" in config:  # train the served models and write a bundle (cdtl.experiments.export)
-        return _write_bundle(config, None, False)
+        return _write_bundle(config, args.out, args.overwrite)  # --out names the bundle, as cdtl export's does
     if "name" in config:  # it names the default output folder, runs/<name>: a plain file name, never a path
         from cdtl.configfile import check_name
 

@@ -76,6 +76,12 @@ def test_an_export_section_is_held_the_same_way(tmp_path, no_training):
         export(config)
 
 
+def test_cdtl_run_of_an_export_config_writes_its_bundle_at_out_under_the_same_lock(tmp_path, capsys, no_training):
+    bundle = tmp_path / "bundle"
+    with export_in_progress(bundle) as first:
+        cli(capsys, ["run", CONFIG, "--set", "export.fusion=user", "--out", str(bundle)], f"pid {first.pid}", seconds=30)
+
+
 def test_the_lock_is_held_while_training_and_released_after_an_error(tmp_path, monkeypatch):
     bundle = tmp_path / "bundle"
     seen = {}
