@@ -21,8 +21,9 @@ from cdtl_book import timings  # noqa: E402  (the book's own helpers live next t
 
 # The chapters that follow the conventions. Add a chapter here when it does; the list ends as every chapter.
 CONFORMING = ["00_preface", "01_cold_start_data", "02_matrix_factorization", "03_language_model_encoders",
-              "04_cross_domain_transfer", "05_new_items_and_domains", "06_softmax_fusion", "07_multitask_transfer",
-              "08_deployment"]
+              "04_cross_domain_transfer", "05_new_items_and_domains", "06_transferable_sequential", "07_softmax_fusion",
+              "08_multitask_transfer",
+              "09_deployment"]
 
 HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$", re.M)
 DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{([\w-]+)\}[ \t]*(.*)\n((?::[\w-]+:.*\n)*)", re.M)

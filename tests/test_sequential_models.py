@@ -166,3 +166,18 @@ def test_full_and_sampled_views_rank_a_perfect_model_first_and_popularity_lower(
                 out[row, [i - 1 for i in s if i > 0]] = 1.0
             return out
     assert rank_next(Repeat(), split, "test", (1,), max_len=10)["hit@1"].mean() < 0.2
+
+
+def test_recent_only_hides_all_but_the_last_items_of_each_history():
+    from cdtl.models.sequential import RecentOnly
+
+    class Echo:
+        def score_histories(self, seq):
+            return seq.float()
+
+    seq = torch.tensor([[0, 3, 4, 5], [6, 7, 8, 9]])
+    assert RecentOnly(Echo(), 2).score_histories(seq).tolist() == [[0, 0, 4, 5], [0, 0, 8, 9]]
+    assert RecentOnly(Echo(), 9).score_histories(seq).tolist() == seq.float().tolist()
+    assert seq.tolist() == [[0, 3, 4, 5], [6, 7, 8, 9]]  # the caller's histories are left as they were
+    with pytest.raises(ValueError, match="keep"):
+        RecentOnly(Echo(), 0)

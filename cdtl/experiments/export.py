@@ -2,7 +2,7 @@
 
 It lives in the experiments layer because it trains; the service (``cdtl.serve``) only loads what it writes.
 
-A bundle serves what chapter 06's fusion experiment trains, on the same split:
+A bundle serves what chapter 07's fusion experiment trains, on the same split:
 
 - target-domain matrix factorisation for warm users;
 - the language-model bridge of chapter 04 for cold users. Of the course's bridges it is

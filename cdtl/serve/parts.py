@@ -7,7 +7,7 @@ Serving ranks by one inner product. Each scorer k scores item j as ``v_k(u) . x_
 - the language-model bridge: the same with the bridge's user vector and item vectors;
 - popularity: ``v = [1]``, ``x_j = [count_j]``.
 
-The per-user geometric fusion of chapter 06 ranks items by ``sum_k w_k(u) z_k(u, j) / T_k``
+The per-user geometric fusion of chapter 07 ranks items by ``sum_k w_k(u) z_k(u, j) / T_k``
 where ``z_k`` is scorer k's score standardised over the catalogue for that user. The
 catalogue mean of ``v . x_j`` is ``v . mean_j x_j`` and its variance ``v^T C_k v`` with
 ``C_k`` the covariance of the rows ``x_j``, so the fused score is again one inner

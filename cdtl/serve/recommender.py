@@ -9,7 +9,7 @@
 - anyone else: popularity, the declared fallback.
 
 With the bundle's fusion the three are not alternatives but parts: every scorer that can
-serve the user is fused with the per-user weights of chapter 06 (``cdtl.serve.parts``
+serve the user is fused with the per-user weights of chapter 07 (``cdtl.serve.parts``
 explains how the fused score stays one inner product, which the index searches). The
 answer says which path the user took (``scorer``: mf, bridge or fallback) and the weights.
 

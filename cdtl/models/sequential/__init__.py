@@ -2,7 +2,7 @@
 
 from cdtl.models.sequential.base import NextItemModel
 from cdtl.models.sequential.batches import item_counts, next_item_batches
-from cdtl.models.sequential.evaluation import rank_next, rank_sampled
+from cdtl.models.sequential.evaluation import RecentOnly, rank_next, rank_sampled
 from cdtl.models.sequential.gru4rec import GRU4Rec
 from cdtl.models.sequential.item_knn import LastItemKNN
 from cdtl.models.sequential.popularity import SequencePopularity
@@ -10,5 +10,5 @@ from cdtl.models.sequential.sasrec import SASRec
 from cdtl.models.sequential.text_sasrec import TextSASRec, set_trainable
 from cdtl.models.sequential.transformer import CausalTransformer, causal_mask
 
-__all__ = ["CausalTransformer", "GRU4Rec", "LastItemKNN", "NextItemModel", "SASRec", "SequencePopularity", "TextSASRec",
+__all__ = ["CausalTransformer", "GRU4Rec", "LastItemKNN", "NextItemModel", "RecentOnly", "SASRec", "SequencePopularity", "TextSASRec",
            "causal_mask", "item_counts", "next_item_batches", "rank_next", "rank_sampled", "set_trainable"]

@@ -24,6 +24,25 @@ from cdtl.metrics import ranking_metrics, topk_from_scores
 Scorer = Callable[[Tensor], Tensor]  # (B, max_len) padded histories -> (B, n_items) scores
 
 
+class RecentOnly:
+    """A trained model that reads only each history's ``keep`` most recent items (the rest turned into padding).
+
+    How much of a history does a model use? Score it with ``rank_next(RecentOnly(model, k), ...)``
+    for a few ``k`` and compare: the gap is what the older items were worth.
+    """
+
+    def __init__(self, model: object, keep: int) -> None:
+        if isinstance(keep, bool) or int(keep) < 1:
+            raise ValueError(f"keep must be a positive number of items, got {keep!r}")
+        self.model, self.keep = model, int(keep)
+
+    def score_histories(self, seq: Tensor) -> Tensor:
+        """(B, n_items) scores of left-padded histories (B, max_len) cut to their ``keep`` last positions."""
+        seq = seq.clone()
+        seq[:, : max(seq.shape[1] - self.keep, 0)] = 0
+        return self.model.score_histories(seq)
+
+
 def _scorer(model: object) -> Scorer:
     score = getattr(model, "score_histories", None)
     if score is None:
