@@ -21,11 +21,12 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 CPU_TIERS := not full and not gpu
 FAST_TIER := not notebooks and not slow and not full and not gpu
 
-.PHONY: help install lock mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
+.PHONY: help install lock lint mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
 	@echo "               then the book built from those executions (-W) and every page checked in headless Chromium"
+	@echo "make lint      ruff over the package, tests and benchmarks (make test runs it first)"
 	@echo "make test-fast the fast unit tests alone (no chapter, nothing slow): well under a minute"
 	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
 	@echo "               CDTL_PROFILE=smoke|full chooses)"
@@ -86,7 +87,11 @@ browser:
 # One execution of every chapter: nbval runs it, its outputs become the book's execution cache
 # (tests/nbval_cache.py), the book is built from that cache with warnings as errors and checked
 # in Chromium (tests/test_rendered.py), and the recorded results are checked against their ranges.
-test: $(STAMP) mathjax browser
+# The linter (ruff, configured in pyproject.toml) over the package, tests, benchmarks and the book's extension
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) mathjax browser lint
 	CDTL_PROFILE=smoke $(PYTEST) chapters tests --nbval-lax --nbval-cell-timeout=1800 -m "$(CPU_TIERS)" $(PYTEST_ARGS)
 
 # The fast tier while developing: unit tests that are neither slow nor a chapter

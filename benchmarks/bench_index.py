@@ -39,7 +39,8 @@ def time_queries(index, queries: np.ndarray, k: int = 10) -> tuple[float, float,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", required=True, help="bundle folder whose items and user queries are used")
-    parser.add_argument("--sizes", default=None, help=f"catalogue sizes (default: the bundle's, {KITCHEN_ITEMS}, 100000, 1000000)")
+    parser.add_argument("--sizes", default=None, help=f"catalogue sizes (default: the bundle's, {KITCHEN_ITEMS}, 100000, "
+                                                      "1000000)")
     parser.add_argument("--kinds", default="exact,ivf,hnsw", help="index kinds to compare")
     parser.add_argument("--queries", type=int, default=500, help="user queries to time (default 500)")
     parser.add_argument("--nprobe", default=None, help="IVF cells scanned per query, comma-separated for a sweep "

@@ -28,7 +28,6 @@ VARIANTS = [
 
 def one(name: str, epochs: int | None, threads: int) -> dict:
     """Run one config in this process; return its timings, peak memory and test metrics."""
-    import numpy as np
     import torch
 
     torch.set_num_threads(threads)

@@ -127,7 +127,8 @@ def main() -> None:
     print(f"| system | NDCG@10 | Recall@10 | whole-run wall s | epochs |  (load average at start: {os.getloadavg()[0]:.1f})")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['system']} | {row['ndcg@10']:.4f} | {row['recall@10']:.4f} | {row['wall_s']:.1f} | {row.get('epochs', '')} |")
+        print(f"| {row['system']} | {row['ndcg@10']:.4f} | {row['recall@10']:.4f} | {row['wall_s']:.1f} | "
+              f"{row.get('epochs', '')} |")
     by = {}
     for row in rows:
         by.setdefault(row["system"].split()[0], []).append(row["wall_s"])

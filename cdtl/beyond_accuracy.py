@@ -15,7 +15,8 @@ import numpy as np
 def _top(top: Any) -> np.ndarray:
     array = np.asarray(top.cpu() if hasattr(top, "cpu") else top)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"top must be a (users, k) array of item indices with at least one user and k >= 1, got shape {array.shape}")
+        raise ValueError("top must be a (users, k) array of item indices with at least one user and k >= 1, got shape "
+                         f"{array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"top must hold integer item indices, got dtype {array.dtype}")
     return array.astype(np.int64, copy=False)

@@ -171,9 +171,9 @@ def data_parallel(model: torch.nn.Module) -> torch.nn.Module:
     rank). Every trainable parameter must take part in each step's loss (the course's models do;
     a sparse table that receives no gradient is an error in DDP).
     """
-    from torch.nn.parallel import DistributedDataParallel
-
     import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [torch.cuda.current_device()] if dist.get_backend() == "nccl" else None
     no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters

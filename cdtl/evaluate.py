@@ -76,7 +76,8 @@ def evaluate_ranking(
     empty = [int(users[n]) for n, r in enumerate(relevant) if len(r) == 0]
     if empty:
         raise ValueError(
-            f"{len(empty)} user(s) have no relevant items, e.g. user indices {empty[:3]}; filter them out of users and relevant first"
+            f"{len(empty)} user(s) have no relevant items, e.g. user indices {empty[:3]}; filter them out of users and "
+            "relevant first"
         )
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")

@@ -1,4 +1,5 @@
-"""What chapters share beyond the package's models: recording headline numbers (for tests and the book), announcing the profile, and tables."""
+"""What chapters share beyond the package's models: recording headline numbers (for tests and the book), announcing
+the profile, and tables."""
 
 from __future__ import annotations
 

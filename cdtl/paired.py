@@ -115,7 +115,8 @@ def _user_series(table: Any, metric: str, user: str, name: str) -> tuple[np.ndar
         raise ValueError(f"{name}: {users.size} users but {values.size} values of {metric!r}")
     distinct, counts = np.unique(users, return_counts=True)
     if (counts > 1).any():
-        raise ValueError(f"{name} lists {int((counts > 1).sum())} user(s) more than once (e.g. {distinct[counts > 1][:3].tolist()}); "
+        raise ValueError(f"{name} lists {int((counts > 1).sum())} user(s) more than once (e.g. "
+                         f"{distinct[counts > 1][:3].tolist()}); "
                          "filter it to one seed, cold ratio and task first")
     return users, values
 

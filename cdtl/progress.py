@@ -11,7 +11,6 @@ from typing import Any
 
 try:  # tqdm.auto needs ipywidgets in a notebook; without them it warns, so fall back to text bars
     import ipywidgets  # noqa: F401
-
     from tqdm.auto import tqdm
 except ImportError:  # pragma: no cover - depends on the environment
     from tqdm.std import tqdm

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import pytest
-
 import nbval_cache
+import pytest
 from notebooks import ROOT, toc_files
 
 PROFILE = "smoke"
@@ -85,7 +84,8 @@ def build() -> Build:
     LOG.write_text(log)
     if result.returncode != 0:
         problems = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
-        pytest.fail(f"the book build failed (warnings are errors), full log in {LOG}:\n" + "\n".join(problems[-30:] or log.splitlines()[-40:]))
+        pytest.fail("the book build failed (warnings are errors), full log in "
+                    f"{LOG}:\n" + "\n".join(problems[-30:] or log.splitlines()[-40:]))
     executed = frozenset(Path(path).stem for path in re.findall(r"(\S+\.ipynb): Executing notebook", log))
     return Build(html=HTML, seconds=seconds, cached_before=before, executed=executed)
 

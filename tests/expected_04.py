@@ -67,6 +67,7 @@ RELATIONS = [
     ("best_transfer_ndcg10_low", ">", "popularity_ndcg10_high"),
     ("emcdr_linear_rmse", "<", "target_mf_rmse"),
     ("ptupcdr_rmse", "<", "target_mf_rmse"),
-    ("hurt_popularity_share", ">", "others_popularity_share"),
-    ("best_transfer_coverage10", ">", "popularity_coverage10"),  # a bridge personalises: more of the catalogue is shown  # the users transfer hurts are the mainstream ones
+    ("hurt_popularity_share", ">", "others_popularity_share"),  # the users transfer hurts are the mainstream ones
+    # a bridge personalises: more of the catalogue is shown
+    ("best_transfer_coverage10", ">", "popularity_coverage10"),
 ]

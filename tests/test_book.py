@@ -13,7 +13,6 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-
 from notebooks import ROOT, toc_files
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

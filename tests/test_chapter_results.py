@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from notebooks import ROOT, chapter_records
 
 import cdtl
-from notebooks import ROOT, chapter_records
 
 PROFILE = cdtl.profile().name
 pytestmark = pytest.mark.notebooks  # reads what the chapters recorded when they ran (or runs them)

@@ -1,4 +1,5 @@
-"""Run anywhere: the first cell installs in Colab only, launch buttons open the chapter, and the profile default fits the machine."""
+"""Run anywhere: the first cell installs in Colab only, launch buttons open the chapter, and the profile default fits
+the machine."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import subprocess
 import sys
 import types
 
+import book_build
 import nbformat
 import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
+from notebooks import ROOT, toc_files
 
-import book_build
 import cdtl
 import cdtl.nb
-from notebooks import ROOT, toc_files
 
 pytestmark = pytest.mark.notebooks  # checks what the chapters printed when nbval executed them
 

@@ -64,7 +64,8 @@ def test_overrides():
                       "evaluate": {"metrics": ["ndcg@10", "recall@20"]}}
     with pytest.raises(ConfigFileError, match=r"--set expects key=value \(e\.g\. --set train\.epochs=5\), got 'seed'"):
         apply_override(config, "seed")
-    with pytest.raises(ConfigFileError, match=r"--set train\.lr=\[1,: the value .\[1,. \(quote text that is not YAML\): invalid YAML"):
+    with pytest.raises(ConfigFileError, match=r"--set train\.lr=\[1,: the value .\[1,. \(quote text that is not YAML\): "
+                                               "invalid YAML"):
         apply_override(config, "train.lr=[1,")
     with pytest.raises(ConfigFileError, match=r"train\.lr is 0\.001 \(float\), not a section"):
         apply_override(config, "train.lr.x=1")

@@ -13,7 +13,6 @@ import sys
 
 import nbformat
 import pytest
-
 from notebooks import ROOT, toc_files
 
 sys.path.insert(0, str(ROOT / "book"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_transfer import toy
 
 from cdtl.data import cold_start_split
 from cdtl.data.crossdomain import encode_split
-from test_transfer import toy
 
 
 @pytest.fixture(scope="module")

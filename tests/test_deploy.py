@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from notebooks import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

@@ -31,7 +31,8 @@ TINY = {
         ({"model": {"loss": "hinge"}}, "unknown model.loss 'hinge' (str); valid choices: mse, bpr, softmax, sampled_softmax"),
         ({"evaluate": {"metrics": ["ndcg@ten"]}}, "unknown metric 'ndcg@ten'"),
         ({"evaluate": {"metrics": ["rmse"]}}, "rating metrics ['rmse'] need a model trained on ratings"),
-        ({"protocol": {"name": "leave_one_out"}}, "unknown protocol 'leave_one_out' (str); valid choices: per_user, random, cold_start"),
+        ({"protocol": {"name": "leave_one_out"}}, "unknown protocol 'leave_one_out' (str); valid choices: per_user, random, "
+                                                  "cold_start"),
         ({"train": {"optimizer": "lion"}}, "unknown optimizer 'lion'"),
     ],
 )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toy_data import two_domains
 
 from cdtl.experiments import load_config
 from cdtl.experiments.export import export
 from cdtl.serve.loading import load_recommender
-from toy_data import two_domains
 
 pytestmark = pytest.mark.slow  # trains three small models and loads the packaged language model
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import io
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hub_server import ENTRY, HubServer, hub_source, release_files, sha256
 
 import cdtl.data
 from cdtl.data import download, hub, registry
-from hub_server import ENTRY, HubServer, hub_source, release_files, sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = "meta_Home_and_Kitchen.jsonl"

@@ -153,7 +153,7 @@ def test_a_crashed_runs_lock_is_taken_over_with_a_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"taking over the lock of a run that ended without releasing it (pid {pid} on " in err
     assert "is no longer running" in err
-    assert result["metrics"] and sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert result["metrics"] and sorted(p.name for p in out.iterdir()) == ["metrics.json", "per_user.csv"]
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cdtl.experiments import fusion as comparison
 from cdtl.evaluate import evaluate_ranking
 from cdtl.experiments import ConfigError
+from cdtl.experiments import fusion as comparison
 from cdtl.models.fusion import Scorer, SoftmaxFusion, align_items, fusion_batches, gate_features, score_scales
 from cdtl.profiles import profile
 from cdtl.train import TrainConfig, fit

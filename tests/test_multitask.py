@@ -7,8 +7,8 @@ import pytest
 import torch
 from loops import adam_epochs
 
-from cdtl.experiments import multitask as comparison
 from cdtl.experiments import ConfigError
+from cdtl.experiments import multitask as comparison
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, MultiTask, Task, multitask_batches
 
 N_USERS, N_ITEMS = 60, [12, 16]

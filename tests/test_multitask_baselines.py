@@ -1,4 +1,5 @@
-"""The multi-task comparison's extra baselines: the mean-user single-task model and chapter 04's bridges, checked before any work."""
+"""The multi-task comparison's extra baselines: the mean-user single-task model and chapter 04's bridges, checked
+before any work."""
 
 from __future__ import annotations
 

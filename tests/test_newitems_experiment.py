@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from cdtl.data.tables import DataError, RecData
-from cdtl.experiments import ConfigError
-from cdtl.experiments import fewshot, newitems
+from cdtl.experiments import ConfigError, fewshot, newitems
 
 FAST = {"mf": {"dim": 8, "epochs": 5, "batch_size": 64}, "dropoutnet": {"dim": 8, "hidden": 16, "epochs": 3, "batch_size": 64},
         "lm": {"dim": 8, "hidden": 16, "epochs": 3, "batch_size": 64}, "ptupcdr": {"hidden": 16, "epochs": 3, "batch_size": 64},

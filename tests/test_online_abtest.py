@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cdtl.online.abtest import (ab_report, assign, bootstrap_difference, msprt_lambda, power_curve, simulate_experiments,
-                               srm_check, two_proportion_test, users_needed)
+from cdtl.online.abtest import (
+    ab_report,
+    assign,
+    bootstrap_difference,
+    msprt_lambda,
+    power_curve,
+    simulate_experiments,
+    srm_check,
+    two_proportion_test,
+    users_needed,
+)
 from cdtl.online.interleaving import detection_rates, preferences, sign_test, team_draft, users_for_power
 
 

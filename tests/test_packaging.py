@@ -6,17 +6,17 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from email.parser import Parser
 
 import pytest
+import tomllib
 import yaml
+from notebooks import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import cdtl
-from notebooks import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCK = (ROOT / "requirements-ci.txt").read_text()
@@ -107,8 +107,9 @@ def _tool(name: str) -> str | None:
 @pytest.mark.slow
 def test_the_wheel_and_sdist_build_and_pass_twine_check(tmp_path):
     try:
-        import build  # noqa: F401
         import twine  # noqa: F401
+
+        import build  # noqa: F401
     except ImportError as err:  # the test extra installs both
         pytest.skip(f"build and twine are in the test extra; not installed here: {err}")
     src = tmp_path / "src"  # a clean copy: what git tracks, not this checkout's build folders

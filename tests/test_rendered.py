@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import book_build
 import nbformat
 import pytest
-
-import book_build
 from notebooks import ROOT, toc_files, toc_pages
 
 pytestmark = pytest.mark.notebooks  # reads the book built from the chapters nbval executed in this session
@@ -46,14 +45,17 @@ INSPECT = """() => {
     prose: copy.innerText,
     outputs: outputs,
     all_text: document.body.innerText,
-    images: [...document.querySelectorAll('main img')].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
+    images: [...document.querySelectorAll('main img')]
+      .map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
     output_images: document.querySelectorAll('.cell_output img').length,
     math_nodes: document.querySelectorAll('main .math').length,
-    math_unrendered: [...document.querySelectorAll('main .math')].filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 80)),
+    math_unrendered: [...document.querySelectorAll('main .math')]
+      .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 80)),
     mjx: document.querySelectorAll('mjx-container').length,
     tables: [...document.querySelectorAll('main table')].map(t => t.querySelectorAll('tr').length),
     stderr: [...document.querySelectorAll('.output.stderr, .stderr')].map(e => e.innerText.slice(0, 300)),
-    errors: [...document.querySelectorAll('.output.traceback, .output.error, .system-message, .problematic')].map(e => e.innerText.slice(0, 300)),
+    errors: [...document.querySelectorAll('.output.traceback, .output.error, .system-message, .problematic')]
+      .map(e => e.innerText.slice(0, 300)),
     launch: [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.includes('colab.research.google.com')),
   };
 }"""
@@ -62,7 +64,8 @@ INSPECT = """() => {
 def _chromium() -> str:
     configured = os.environ.get("CDTL_CHROMIUM")
     found = configured or next(
-        (path for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable") if (path := shutil.which(name))), None)
+        (path for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+         if (path := shutil.which(name))), None)
     if not found:
         pytest.fail("headless Chromium is needed for the rendering tests and none was found: `make browser` installs "
                     "Debian's chromium (apt-get install chromium), or set CDTL_CHROMIUM to a Chromium or Chrome binary")
@@ -135,7 +138,8 @@ def _has_math(page: str) -> bool:
 def test_the_book_renders_what_nbval_executed():
     """No chapter is executed twice: every chapter cached before the build is rendered from that execution."""
     built = book_build.build()
-    assert not (built.executed & built.cached_before), f"the build re-executed cached chapters {sorted(built.executed & built.cached_before)}"
+    twice = sorted(built.executed & built.cached_before)
+    assert not twice, f"the build re-executed cached chapters {twice}"
     assert built.executed == {c.stem for c in toc_files()} - built.cached_before
     if book_build.nbval_cache.written:  # nbval ran the chapters in this session: the build executed none of them
         assert not built.executed & set(book_build.nbval_cache.written), f"executed twice: {sorted(built.executed)}"

@@ -1,4 +1,5 @@
-"""The memory-bounded data path: Arrow reading into codes, CSR in one sort, skewed synthetic data, chunked ranking, sharded batches."""
+"""The memory-bounded data path: Arrow reading into codes, CSR in one sort, skewed synthetic data, chunked ranking,
+sharded batches."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def test_ties_in_time_follow_the_seed_not_the_row_order():
     orders = {}
     for seed in (0, 1):
         for flip in (False, True):
-            frame, counts = order_histories(pd.DataFrame(rows[::-1] if flip else rows, columns=["user", "item", "timestamp"]), seed)
+            table = pd.DataFrame(rows[::-1] if flip else rows, columns=["user", "item", "timestamp"])
+            frame, counts = order_histories(table, seed)
             orders[seed, flip] = frame["item"].tolist()
             assert counts["tied_interactions"] == 8 and frame["item"].iloc[-1] == "a9"
     assert orders[0, False] == orders[0, True] and orders[1, False] == orders[1, True]  # row order does not matter

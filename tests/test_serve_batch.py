@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from servekit import toy_bundle
 
 from cdtl.cli import main
 from cdtl.serve.batch import chunk_size, recommend_to_file
 from cdtl.serve.loading import load_recommender
-from servekit import toy_bundle
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from servekit import toy_bundle, toy_trained
 
 from cdtl.serve.bundle import FORMAT_VERSION, BundleError, read_bundle, verify_bundle, write_bundle
 from cdtl.serve.loading import load_encoder
 from cdtl.serve.pack import pack_bundle
-from servekit import toy_bundle, toy_trained
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import threading
 import time
 
 import pytest
+from servekit import TOKEN, toy_bundle
 
 from cdtl.serve.server import ServiceProcess
-from servekit import TOKEN, toy_bundle
 
 pytestmark = pytest.mark.slow  # each test starts the service in its own process
 

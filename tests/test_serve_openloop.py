@@ -1,4 +1,5 @@
-"""The open-loop load test counts queueing: against a server that answers one request at a time, latency from the schedule grows with the backlog."""
+"""The open-loop load test counts queueing: against a server that answers one request at a time, latency from the
+schedule grows with the backlog."""
 
 from __future__ import annotations
 

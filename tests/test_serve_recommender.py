@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from servekit import toy_bundle, toy_trained
 
 from cdtl.serve.bundle import read_bundle
 from cdtl.serve.index import IndexSettings
 from cdtl.serve.loading import load_encoder
 from cdtl.serve.recommender import Recommender, RequestError
-from servekit import toy_bundle, toy_trained
 
 
 @pytest.fixture(scope="module")

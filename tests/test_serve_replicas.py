@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
+from servekit import TOKEN, toy_bundle
 
 from cdtl.serve.server import ServiceProcess
-from servekit import TOKEN, toy_bundle
 
 pytestmark = pytest.mark.slow  # each test starts service processes
 

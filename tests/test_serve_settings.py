@@ -1,4 +1,5 @@
-"""`cdtl serve` settings from flags or CDTL_* variables, its bad-input refusals, and the app factory under `uvicorn --workers 2`."""
+"""`cdtl serve` settings from flags or CDTL_* variables, its bad-input refusals, and the app factory under `uvicorn
+--workers 2`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from servekit import TOKEN, toy_bundle
 
 from cdtl.cli import main
 from cdtl.env import EnvError
 from cdtl.serve.settings import VARIABLES, ServeSettings
-from servekit import TOKEN, toy_bundle
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import shutil
 import sys
 
 import pytest
-
 from notebooks import ROOT
 
 sys.path.insert(0, str(ROOT / "book"))

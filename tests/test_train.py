@@ -11,15 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
-
-from cdtl import train
-from cdtl.train import (
-    TrainConfig,
-    TrainResult,
-    choose_device,
-    fit,
-    set_seed,
-)
 from train_toy import (
     BATCHES,
     DATA,
@@ -32,6 +23,15 @@ from train_toy import (
     same_weights,
     validation_mse,
     weights,
+)
+
+from cdtl import train
+from cdtl.train import (
+    TrainConfig,
+    TrainResult,
+    choose_device,
+    fit,
+    set_seed,
 )
 
 # --------------------------------------------------------------------------- learning

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from train_toy import BATCHES, DATA, equal_weights, make_model, quick, same_weights, weights
 
 from cdtl.train import fit, load_weights, save_weights
 from cdtl.train.checkpoint import join_tensors, split_tensors
-from train_toy import BATCHES, DATA, equal_weights, make_model, quick, same_weights, weights
 
 # --------------------------------------------------------------------------- checkpoints
 

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from toy_data import N_USERS, text_vectors, two_domains
 
 from cdtl.data import cold_start_split

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cdtl.experiments.transfer import run
 from cdtl.data import FetchError, load
 from cdtl.experiments import ConfigError, load_config
+from cdtl.experiments.transfer import run
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ HELPERS = {"io.py"}
 ALLOWED = {
     ("data/download.py", "_download_url"): "streams into a private temporary folder; only a verified file is moved out",
     ("data/download.py", "_obtain_archive"): "renames a verified download out of its temporary folder (one rename)",
+    ("data/hub.py", "_download_checked"): "renames a download out of its private temporary folder once its hash is verified",
+    ("data/amazon_pair.py", "_gzip_csv"): "gzips CSV into an in-memory buffer, whose bytes atomic_write then writes",
     ("serve/bundle.py", "_table_bytes"): "writes Parquet into an in-memory buffer, whose bytes atomic_write then writes",
     ("serve/server.py", "start"): "the service's own log in a private temporary folder, streamed while it runs",
     ("folderlock.py", "_locked"): "a run's lock file, locked in place (a rename would lose the lock); it records only "

@@ -23,7 +23,8 @@ from cdtl_book import mathjax, runtimes
 
 
 def _unique_scripts(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
-    """Drop a script a page would load twice (Jupyter Book registers the inline configs of sphinx-thebe and togglebutton twice)."""
+    """Drop a script a page would load twice (Jupyter Book registers the inline configs of sphinx-thebe and
+    togglebutton twice)."""
     scripts, seen = context.get("script_files") or [], set()
     for script in list(scripts):
         key = (getattr(script, "filename", None) or "", tuple(sorted(getattr(script, "attributes", {}).items())))

@@ -90,8 +90,9 @@ class TimingsTransform(SphinxPostTransform):
     default_priority = 8  # before references are resolved, so the chapter links resolve
 
     def run(self, **kwargs: Any) -> None:
-        from cdtl.profiles import choose
         from myst_nb.sphinx_ import NbMetadataCollector
+
+        from cdtl.profiles import choose
 
         data = timings.load()
         executed = {name: meta.get("exec_data") for name, meta in NbMetadataCollector.get_doc_data(self.env).items()}

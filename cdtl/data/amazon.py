@@ -99,7 +99,8 @@ def _describe(rec: dict[str, Any], item: str, domain: str, max_text_chars: int |
     return {"item": item, "title": title, "text": text, "domain": domain, "categories": cats, "store": store}
 
 
-def _read_meta(path: Path, domain: str, wanted: set[str], max_text_chars: int | None) -> tuple[dict[str, dict[str, str]], set[str], int]:
+def _read_meta(path: Path, domain: str, wanted: set[str],
+               max_text_chars: int | None) -> tuple[dict[str, dict[str, str]], set[str], int]:
     """Rows for the wanted (reviewed) items, every id in the file, and how many repeated ids were ignored."""
     rows: dict[str, dict[str, str]] = {}
     seen: set[str] = set()

@@ -104,7 +104,8 @@ def cold_start_split(
     n_cold = int(round(cold_ratio * len(bridge)))
     n_val = int(round(val_fraction * n_cold))
     if n_cold >= len(bridge):
-        raise ValueError(f"cold_ratio={cold_ratio} of {len(bridge)} overlapping users leaves no warm users to learn the bridge from")
+        raise ValueError(f"cold_ratio={cold_ratio} of {len(bridge)} overlapping users leaves no warm users to learn the "
+                         "bridge from")
     if n_val == 0 or n_val == n_cold:
         raise ValueError(
             f"cold_ratio={cold_ratio} gives {n_cold} cold users out of {len(bridge)} overlapping users, "

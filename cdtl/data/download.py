@@ -23,10 +23,10 @@ import zipfile
 from pathlib import Path
 
 from cdtl import env
-from cdtl.env import CACHE_VAR, cache_dir
 from cdtl.data import hub, registry
 from cdtl.data.registry import DatasetSpec, Source
 from cdtl.data.tables import DataError
+from cdtl.env import CACHE_VAR, cache_dir
 from cdtl.io import atomic_directory, atomic_write, file_hash, file_lock, move_aside
 from cdtl.progress import enabled, tqdm
 

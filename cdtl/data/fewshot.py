@@ -139,8 +139,8 @@ def few_shot_split(
         data=data, source=source, target=target, shots=shots, seed=seed, train=train, known=known,
         source_known=source_known, val=later[later["user"].isin(val_users)].reset_index(drop=True),
         test=later[later["user"].isin(test_users)].reset_index(drop=True), val_users=val_users, test_users=test_users,
-        notes={"shared_users": int(len(shared)), "shared_users_dropped": int(len(shared) - len(np.intersect1d(shared, candidates)))
-               if len(shared) else 0},
+        notes={"shared_users": int(len(shared)),
+               "shared_users_dropped": int(len(shared) - len(np.intersect1d(shared, candidates))) if len(shared) else 0},
     )
 
 
@@ -153,7 +153,7 @@ def cross_platform(source: RecData, target: RecData, *, source_domain: str | Non
     or item is shared; ratings are dropped (the platforms' scales differ); ``timestamp`` keeps
     each user's order. The domains are named ``names`` (default: the two domain names).
     """
-    parts, items = [], []
+    parts = []
     for data, domain, side in ((source, source_domain, "source"), (target, target_domain, "target")):
         inter, its = data.interactions, data.items
         if domain is not None:

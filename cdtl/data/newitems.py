@@ -1,4 +1,5 @@
-"""The new-item protocol: hold some target items out of training entirely, so users (warm or cold) must rank items no one has touched."""
+"""The new-item protocol: hold some target items out of training entirely, so users (warm or cold) must rank items no
+one has touched."""
 
 from __future__ import annotations
 
@@ -158,7 +159,8 @@ def new_item_split(
     to their side.
     """
     if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must lie strictly between 0 and 1 (the share of a warm user's old items held out), got {holdout}")
+        raise ValueError("holdout must lie strictly between 0 and 1 (the share of a warm user's old items held out), got "
+                         f"{holdout}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if cold_ratio and source is None:
@@ -177,7 +179,7 @@ def new_item_split(
     warm_users = np.sort(np.setdiff1d(target_inter["user"].unique().astype(object), cold_users))
     order = np.random.default_rng(seed + 1).permutation(len(warm_users))
     n_val = int(round(val_fraction * len(warm_users)))
-    warm_val, warm_test = np.sort(warm_users[order[:n_val]]), np.sort(warm_users[order[n_val:]])
+    warm_val = np.sort(warm_users[order[:n_val]])  # the rest of the warm users are the test part
 
     inter = data.interactions
     in_target = (inter["domain"] == target).to_numpy()

@@ -128,7 +128,8 @@ def fingerprint(directory: Path | None) -> str | None:
     """sha256 over (name, size, sha256 of contents) of the weight, config and tokenizer files in ``directory``."""
     if directory is None:
         return None
-    files = sorted(p for p in directory.iterdir() if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or p.name in _MODEL_FILES))
+    files = sorted(p for p in directory.iterdir()
+                   if p.is_file() and (p.name.endswith(_WEIGHT_SUFFIXES) or p.name in _MODEL_FILES))
     total = hashlib.sha256()
     for path in files:
         stat = path.stat()

@@ -248,7 +248,8 @@ class TextEncoder:
         name = (lambda i: ids[i]) if ids is not None else (lambda i: i)
         if wrong:
             shown = ", ".join(f"{name(i)!r} ({type(texts[i]).__name__})" for i in wrong[:10])
-            raise TypeError(f"texts must be strings; {len(wrong)} are not, at {label}: {shown}{' ...' if len(wrong) > 10 else ''}")
+            raise TypeError(f"texts must be strings; {len(wrong)} are not, at {label}: "
+                            f"{shown}{' ...' if len(wrong) > 10 else ''}")
         if empty and not allow_empty:
             shown = ", ".join(repr(name(i)) for i in empty[:20])
             raise ValueError(
@@ -305,7 +306,8 @@ class TextEncoder:
         input_ids = tokenized["input_ids"]
         blank = [i for i, ids in enumerate(input_ids) if not ids]
         if blank:
-            raise ValueError(f"{len(blank)} texts give no tokens with the tokenizer of {self.model_name!r}, e.g. {texts[blank[0]]!r}")
+            raise ValueError(f"{len(blank)} texts give no tokens with the tokenizer of {self.model_name!r}, e.g. "
+                             f"{texts[blank[0]]!r}")
         order = sorted(range(len(texts)), key=lambda i: len(input_ids[i]), reverse=True)  # longest first: OOM shows at once
         out = torch.empty(len(texts), self.dim, dtype=torch.float32)
         with torch.inference_mode(), self._autocast():

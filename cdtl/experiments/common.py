@@ -1,4 +1,5 @@
-"""What every kind of experiment shares, written once: config merging, evaluation, popularity, item text vectors, results on disk."""
+"""What every kind of experiment shares, written once: config merging, evaluation, popularity, item text vectors,
+results on disk."""
 
 from __future__ import annotations
 

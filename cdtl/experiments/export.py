@@ -44,7 +44,8 @@ FUSIONS = ("user", "global", "uniform")
 
 @dataclass
 class Exported:
-    """A written bundle and the experiment behind it: ``fitted`` is ``fit_all``'s output (split, scorers, fusion, test metrics)."""
+    """A written bundle and the experiment behind it: ``fitted`` is ``fit_all``'s output (split, scorers, fusion,
+    test metrics)."""
 
     path: Path
     fitted: Any

@@ -1,4 +1,5 @@
-"""The new-domain comparison of chapter 05 (``kind: fewshot``): no user shared in training, test users known by 0, 1, 3 or 5 target interactions."""
+"""The new-domain comparison of chapter 05 (``kind: fewshot``): no user shared in training, test users known by 0, 1,
+3 or 5 target interactions."""
 
 from __future__ import annotations
 
@@ -363,4 +364,7 @@ def format_table(summary: dict[str, Any] | Result, metric: str = "ndcg@10") -> s
     return "\n".join(lines)
 
 
-__all__ = ["Blend", "DEFAULTS", "MODELS", "TARGET_ONLY", "TEXT_MODELS", "format_table", "load_pair", "resolve", "run", "size", "table"]
+__all__ = [
+    "Blend", "DEFAULTS", "MODELS", "TARGET_ONLY", "TEXT_MODELS", "format_table", "load_pair", "resolve", "run", "size",
+    "table"
+]

@@ -126,7 +126,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     if "ndcg@10" not in cfg["evaluate"]["metrics"]:
         raise ConfigError("evaluate.metrics must include ndcg@10 (the fusion's headline metric)")
     if cfg["text"]["pooling"] != "mean":
-        raise ConfigError(f"text.pooling must be 'mean' (a user is the mean of their history), got {preview(cfg['text']['pooling'])}")
+        raise ConfigError("text.pooling must be 'mean' (a user is the mean of their history), got "
+                          f"{preview(cfg['text']['pooling'])}")
     for section in ("mf", "fusion"):
         check_train(cfg[section]["train"], f"{section}.train")
     return cfg
@@ -320,6 +321,9 @@ def _fmt(values: dict[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {v:.3f}" for k, v in values.items()) + "}"
 
 
-__all__ = ["DEFAULTS", "LABELS", "SCORERS", "Fitted", "FusionData", "Scorer", "fit_all", "paired", "per_user_table", "summarize", "alone", "build_scorers", "evaluate_test", "fit_fusion",
-           "calibrate", "initial_temperatures", "format_table", "make_fusion", "prepare", "resolve", "run", "size", "slice_report", "table",
-           "text_user_vectors", "time_split_per_user", "train_target_mf"]
+__all__ = [
+    "DEFAULTS", "LABELS", "SCORERS", "Fitted", "FusionData", "Scorer", "fit_all", "paired", "per_user_table", "summarize",
+    "alone", "build_scorers", "evaluate_test", "fit_fusion", "calibrate", "initial_temperatures", "format_table",
+    "make_fusion", "prepare", "resolve", "run", "size", "slice_report", "table", "text_user_vectors",
+    "time_split_per_user", "train_target_mf"
+]

@@ -46,8 +46,13 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.multitask_baselines import (bridge_scorers, check_bridges, check_cold_users, mean_user_fix,
-                                                  without_bridge_transfer)
+from cdtl.experiments.multitask_baselines import (
+    bridge_scorers,
+    check_bridges,
+    check_cold_users,
+    mean_user_fix,
+    without_bridge_transfer,
+)
 from cdtl.experiments.multitask_data import (
     MultiTaskData,
     evaluate_task,
@@ -135,7 +140,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     if not 0.0 < float(proto["source_holdout"]) < 0.5:
         raise ConfigError(f"protocol.source_holdout must be in (0, 0.5), got {preview(proto['source_holdout'])}")
     if not 0.0 <= float(proto["warm_holdout"]) < 0.5:
-        raise ConfigError(f"protocol.warm_holdout must be in [0, 0.5) (0: no warm-user scores), got {preview(proto['warm_holdout'])}")
+        raise ConfigError("protocol.warm_holdout must be in [0, 0.5) (0: no warm-user scores), got "
+                          f"{preview(proto['warm_holdout'])}")
     ks = cfg["evaluate"]["ks"]
     if not isinstance(ks, list) or not ks or any(not (isinstance(k, int) and k >= 1) for k in ks):
         raise ConfigError(f"evaluate.ks must be a list of positive cut-offs, got {preview(ks)}")

@@ -1,4 +1,5 @@
-"""Baselines the multi-task models must beat besides no transfer: a single-task model that places unseen users at the mean user, and chapter 04's bridges.
+"""Baselines the multi-task models must beat besides no transfer: a single-task model that places unseen users at the
+mean user, and chapter 04's bridges.
 
 A single-task target model has never seen a cold user, so it scores them with the random
 initial vector of their row: that measures transfer against no transfer. Placing every user
@@ -52,7 +53,8 @@ def check_bridges(models: Any, transfer: dict[str, Any]) -> dict[str, Any]:
     from cdtl.experiments.transfer import resolve  # the transfer kind checks its own config
 
     if not isinstance(models, list) or any(m not in TRANSFER_MODELS for m in models):
-        raise ConfigError(f"bridges.models must be a list of transfer models ({', '.join(TRANSFER_MODELS)}), got {preview(models)}")
+        raise ConfigError(f"bridges.models must be a list of transfer models ({', '.join(TRANSFER_MODELS)}), got "
+                          f"{preview(models)}")
     try:
         resolve(transfer)
     except ConfigError as err:

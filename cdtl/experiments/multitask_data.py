@@ -18,7 +18,6 @@ from cdtl.evaluate import rating_report, report
 from cdtl.experiments.common import ConfigError, Popularity, rank_users, rate_pairs, rating_scale
 from cdtl.models.multitask import KNOWN_TASKS, MultiTask
 
-
 # --------------------------------------------------------------------------- data
 
 

@@ -1,4 +1,5 @@
-"""The new-item comparison of chapter 05 (``kind: newitems``): every model on the 2x2 of warm/cold users and old/new items, by new-item ratio."""
+"""The new-item comparison of chapter 05 (``kind: newitems``): every model on the 2x2 of warm/cold users and old/new
+items, by new-item ratio."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     metrics = cfg["evaluate"]["metrics"]
     check_ranking_metrics(metrics)
     if cfg["evaluate"]["monitor"] not in metrics or not cfg["evaluate"]["monitor"].startswith("ndcg@"):
-        raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got {preview(cfg['evaluate']['monitor'])}")
+        raise ConfigError(f"evaluate.monitor must be an ndcg@K of evaluate.metrics {metrics}, got "
+                          f"{preview(cfg['evaluate']['monitor'])}")
     tuned = cfg["tuned_models"]
     if tuned is not None and (not isinstance(tuned, list) or not set(tuned) <= set(TEXT_MODELS)):
         raise ConfigError(f"tuned_models must be null or a list of text models ({', '.join(TEXT_MODELS)}), got {preview(tuned)}")

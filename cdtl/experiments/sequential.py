@@ -100,7 +100,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     if cfg["evaluate"]["reference"] not in cfg["models"]:
         raise ConfigError(f"evaluate.reference {preview(cfg['evaluate']['reference'])} must be one of models {cfg['models']}")
     if cfg["evaluate"]["negatives"] < 1:
-        raise ConfigError(f"evaluate.negatives must be a positive number of sampled items, got {preview(cfg['evaluate']['negatives'])}")
+        raise ConfigError("evaluate.negatives must be a positive number of sampled items, got "
+                          f"{preview(cfg['evaluate']['negatives'])}")
     return cfg
 
 

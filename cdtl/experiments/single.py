@@ -76,7 +76,8 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     if model["name"] == "mf" and model["loss"] not in LOSSES:
         raise ConfigError(f"unknown model.loss {preview(model['loss'])}; valid choices: {', '.join(LOSSES)}")
     if model["unseen_users"] not in UNSEEN_USERS:
-        raise ConfigError(f"unknown model.unseen_users {preview(model['unseen_users'])}; valid choices: {', '.join(UNSEEN_USERS)}")
+        raise ConfigError(f"unknown model.unseen_users {preview(model['unseen_users'])}; valid choices: "
+                          f"{', '.join(UNSEEN_USERS)}")
     for n, metric in enumerate(cfg["evaluate"]["metrics"]):
         if not (isinstance(metric, str) and (RANKING.match(metric) or metric in RATING_METRICS)):
             raise ConfigError(f"unknown metric {preview(metric)} in evaluate.metrics[{n}]; valid choices: {RANKING_CHOICES}, "

@@ -1,4 +1,5 @@
-"""The cross-domain comparison of chapter 04 (``kind: transfer``): every transfer model, at every cold ratio and seed, scored on the same cold users."""
+"""The cross-domain comparison of chapter 04 (``kind: transfer``): every transfer model, at every cold ratio and
+seed, scored on the same cold users."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cdtl.beyond_accuracy import beyond_accuracy, item_counts
 from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import cold_start_split, load
 from cdtl.data.crossdomain import CrossDomainData, encode_split
 from cdtl.data.sampling import sample_users
 from cdtl.encoders.language_model import check_loadable
-from cdtl.beyond_accuracy import beyond_accuracy, item_counts
 from cdtl.evaluate import rating_report, report, top_k
 from cdtl.experiments.common import (
     ENCODERS,
@@ -289,7 +290,8 @@ def format_table(summary: dict[str, Any]) -> str:
     for (task, metric), part in frame.groupby(["task", "metric"], sort=False):
         ratios = sorted(part["cold_ratio"].unique())
         lines.append("")
-        lines.append(f"{metric} ({task}, cold test users)".ljust(26) + "".join(f"{'cold ' + format(r, '.0%'):>26}" for r in ratios))
+        lines.append(f"{metric} ({task}, cold test "
+                     "users)".ljust(26) + "".join(f"{'cold ' + format(r, '.0%'):>26}" for r in ratios))
         for model, by_model in part.groupby("model", sort=False):
             cells = []
             for r in ratios:
@@ -325,5 +327,7 @@ def fit_model(name: str, cd: CrossDomainData, config: dict[str, Any] | None = No
     return TransferTrainer(cd, task, cfg, seed, source_mf, text).build(name)
 
 
-__all__ = ["DEFAULTS", "MODELS", "TASKS", "beyond_accuracy_table", "fit_model", "format_table", "prepare_data", "resolve", "run", "size",
-           "table"]
+__all__ = [
+    "DEFAULTS", "MODELS", "TASKS", "beyond_accuracy_table", "fit_model", "format_table", "prepare_data", "resolve", "run",
+    "size", "table"
+]

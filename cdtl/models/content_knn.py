@@ -1,4 +1,5 @@
-"""Content-based k-nearest neighbours (Lops, de Gemmis and Semeraro, Recommender Systems Handbook 2011): a user's history against each candidate's text.
+"""Content-based k-nearest neighbours (Lops, de Gemmis and Semeraro, Recommender Systems Handbook 2011): a user's
+history against each candidate's text.
 
 The honest baseline for an item nobody has touched: nothing is trained, and an item is
 described by its text vector alone. For user u with history H_u and candidate item j,

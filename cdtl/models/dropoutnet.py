@@ -1,4 +1,5 @@
-"""DropoutNet (Volkovs, Yu and Poutanen, NeurIPS 2017): ids and text in one model, the ids dropped out in training so a new item or user is scored from text alone.
+"""DropoutNet (Volkovs, Yu and Poutanen, NeurIPS 2017): ids and text in one model, the ids dropped out in training so
+a new item or user is scored from text alone.
 
 One network serves warm and cold alike. Each side reads two inputs, a **preference** input
 (its id embedding) and a **content** input (text):

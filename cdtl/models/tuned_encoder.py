@@ -1,4 +1,5 @@
-"""Sampling-bias-corrected two-tower fine-tuning (Yi et al., RecSys 2019) of the language model on both domains' training interactions; the tuned item tower is then frozen to encode new items and new domains.
+"""Sampling-bias-corrected two-tower fine-tuning (Yi et al., RecSys 2019) of the language model on both domains'
+training interactions; the tuned item tower is then frozen to encode new items and new domains.
 
 Chapter 03's ``TwoTower`` (item tower: the language model, mean-pooled; user tower: the
 mean of the user's history items) is trained on every user's training history **across

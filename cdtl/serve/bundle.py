@@ -169,7 +169,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{path / MANIFEST}: not valid JSON ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{path / MANIFEST}: not a cdtl bundle manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r}, "
+        raise BundleError(f"{path / MANIFEST}: not a cdtl bundle manifest (format "
+                          f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, "
                           f"expected {FORMAT!r})")
     version = manifest.get("format_version")
     if version not in SUPPORTED_VERSIONS:

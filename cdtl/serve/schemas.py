@@ -197,6 +197,8 @@ class ErrorBody(BaseModel):
     errors: list[dict] = Field(default_factory=list, description="[{field, message}] for each problem")
 
 
-__all__ = ["MAX_HISTORY", "check_id", "check_text", "title_from_text", "MAX_ID", "MAX_K", "MAX_TEXT", "ErrorBody", "Health", "NewItemRequest", "NewItemResponse",
-           "Ready", "RecommendRequest", "RecommendResponse", "ReloadRequest", "ReloadResponse", "ScoredItem",
-           "SimilarRequest", "SimilarResponse"]
+__all__ = [
+    "MAX_HISTORY", "check_id", "check_text", "title_from_text", "MAX_ID", "MAX_K", "MAX_TEXT", "ErrorBody", "Health",
+    "NewItemRequest", "NewItemResponse", "Ready", "RecommendRequest", "RecommendResponse", "ReloadRequest",
+    "ReloadResponse", "ScoredItem", "SimilarRequest", "SimilarResponse"
+]

@@ -33,9 +33,9 @@ in a batch contributes nothing, neither its loss nor its ``s_t``: never a NaN.
 (``expert_names``), for MMoE and PLE.
 """
 
+from cdtl.models.layers import mlp
 from cdtl.models.multitask.architectures import PLE, MMoE, PLELevel, SharedBottom, SingleTask
 from cdtl.models.multitask.batches import MultiTaskBatches, multitask_batches
-from cdtl.models.layers import mlp
 from cdtl.models.multitask.inputs import Inputs
 from cdtl.models.multitask.model import MultiTask
 from cdtl.models.multitask.tasks import ARCHS, BATCH_KEYS, DEFAULT_TASKS, KNOWN_TASKS, TASK_KINDS, WEIGHTINGS, Task

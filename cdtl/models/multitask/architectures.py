@@ -77,7 +77,8 @@ class PLELevel(nn.Module):
         super().__init__()
         self.n_tasks, self.n_specific, self.n_shared, self.last = n_tasks, n_specific, n_shared, last
         self.specific = nn.ModuleList([
-            nn.ModuleList([mlp([in_dim, *hidden], dropout, last_activation=True) for _ in range(n_specific)]) for _ in range(n_tasks)])
+            nn.ModuleList([mlp([in_dim, *hidden], dropout, last_activation=True) for _ in range(n_specific)])
+            for _ in range(n_tasks)])
         self.shared = nn.ModuleList([mlp([in_dim, *hidden], dropout, last_activation=True) for _ in range(n_shared)])
         self.task_gates = nn.ModuleList([nn.Linear(in_dim, n_specific + n_shared) for _ in range(n_tasks)])
         self.shared_gate = None if last else nn.Linear(in_dim, n_tasks * n_specific + n_shared)

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-
 # --------------------------------------------------------------------------- the shared input
 
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdtl.models.multitask.architectures import PLE, MMoE, SharedBottom, SingleTask
 from cdtl.models.layers import mlp
+from cdtl.models.multitask.architectures import PLE, MMoE, SharedBottom, SingleTask
 from cdtl.models.multitask.inputs import Inputs
 from cdtl.models.multitask.tasks import ARCHS, BATCH_KEYS, DEFAULT_TASKS, WEIGHTINGS, Task, check_tasks
 

@@ -1,4 +1,5 @@
-"""Next-item recommenders that read ordered histories: popularity, last-item k-NN, GRU4Rec, SASRec and a text-based SASRec that transfers."""
+"""Next-item recommenders that read ordered histories: popularity, last-item k-NN, GRU4Rec, SASRec and a text-based
+SASRec that transfers."""
 
 from cdtl.models.sequential.base import NextItemModel
 from cdtl.models.sequential.batches import item_counts, next_item_batches
@@ -10,5 +11,7 @@ from cdtl.models.sequential.sasrec import SASRec
 from cdtl.models.sequential.text_sasrec import TextSASRec, set_trainable
 from cdtl.models.sequential.transformer import CausalTransformer, causal_mask
 
-__all__ = ["CausalTransformer", "GRU4Rec", "LastItemKNN", "NextItemModel", "RecentOnly", "SASRec", "SequencePopularity", "TextSASRec",
-           "causal_mask", "item_counts", "next_item_batches", "rank_next", "rank_sampled", "set_trainable"]
+__all__ = [
+    "CausalTransformer", "GRU4Rec", "LastItemKNN", "NextItemModel", "RecentOnly", "SASRec", "SequencePopularity",
+    "TextSASRec", "causal_mask", "item_counts", "next_item_batches", "rank_next", "rank_sampled", "set_trainable"
+]

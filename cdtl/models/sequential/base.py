@@ -69,7 +69,8 @@ class NextItemModel(nn.Module):
 
 
 class PositionalItems(nn.Module):
-    """Input vectors of a padded history: item vectors (a row of zeros for padding) plus learned positions, dropout, layer norm."""
+    """Input vectors of a padded history: item vectors (a row of zeros for padding) plus learned positions, dropout,
+    layer norm."""
 
     def __init__(self, dim: int, max_len: int, dropout: float) -> None:
         super().__init__()

@@ -18,7 +18,8 @@ from cdtl.models.sequential.batches import item_counts
 
 
 class LastItemKNN:
-    """``score_histories(seq)``: cosine similarity of every item to the history's last item (top ``k`` kept), plus a popularity tie-break."""
+    """``score_histories(seq)``: cosine similarity of every item to the history's last item (top ``k`` kept), plus a
+    popularity tie-break."""
 
     def __init__(self, histories: list[np.ndarray], n_items: int, k: int = 100) -> None:
         if k < 1:

@@ -1,4 +1,5 @@
-"""A text-based SASRec in the style of UniSRec (Hou et al., KDD 2022): items are their text, so the model moves to items it never saw.
+"""A text-based SASRec in the style of UniSRec (Hou et al., KDD 2022): items are their text, so the model moves to
+items it never saw.
 
 Every item is the frozen language-model vector of its text (``cdtl.encoders``), mapped by the
 mixture-of-experts adaptor of parametric-whitening experts (``cdtl.encoders.whitening.MoEAdaptor``)

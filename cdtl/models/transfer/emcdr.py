@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cdtl.models.batches import _Batches
-from cdtl.models.mf import MF
 from cdtl.models.layers import mlp
+from cdtl.models.mf import MF
 from cdtl.models.transfer.base import TargetScorer, frozen
 
 MAPPINGS = ("linear", "mlp")

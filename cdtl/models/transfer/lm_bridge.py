@@ -1,4 +1,5 @@
-"""The language-model bridge: items of both domains share one text space, so a user's source history places them among target items."""
+"""The language-model bridge: items of both domains share one text space, so a user's source history places them
+among target items."""
 
 from __future__ import annotations
 

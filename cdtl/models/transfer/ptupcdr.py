@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from cdtl.models.mf import MF
 from cdtl.models.layers import mlp
+from cdtl.models.mf import MF
 from cdtl.models.transfer.base import TargetScorer, frozen
 
 

@@ -12,6 +12,7 @@ from torch import Tensor
 from cdtl.encoders.users import history_csr
 from cdtl.models.two_tower.model import TARGETS, TwoTower
 
+
 class TwoTowerBatches:
     """Batches of (history, next item) examples for ``TwoTower.loss``; build with ``two_tower_batches``."""
 

@@ -58,8 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cdtl.encoders.language_model import freeze_lowest_layers, load_model, resolve_model, transformer_layers
 from cdtl.data.histories import pad_histories
+from cdtl.encoders.language_model import freeze_lowest_layers, load_model, resolve_model, transformer_layers
 from cdtl.encoders.users import AttentionPool
 from cdtl.encoders.whitening import MoEAdaptor
 from cdtl.io import atomic_directory
@@ -200,7 +200,8 @@ class TwoTower(nn.Module):
                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         lengths = torch.tensor([len(x) for x in ids], dtype=torch.int64)
         if (lengths == 0).any():
-            raise ValueError(f"{int((lengths == 0).sum())} texts give no tokens, e.g. {texts[int((lengths == 0).nonzero()[0])]!r}")
+            raise ValueError(f"{int((lengths == 0).sum())} texts give no tokens, e.g. "
+                             f"{texts[int((lengths == 0).nonzero()[0])]!r}")
         tokens = torch.full((len(ids), int(lengths.max())), int(self.tokenizer.pad_token_id), dtype=torch.int64)
         for row, x in enumerate(ids):
             tokens[row, : len(x)] = torch.tensor(x, dtype=torch.int64)
@@ -264,7 +265,8 @@ class TwoTower(nn.Module):
         return lambda users: self.score_all([histories[int(u)] for u in users])
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Save the fine-tuned language model and tokenizer (not the adaptor or pool), e.g. for ``TextEncoder(model=directory)``."""
+        """Save the fine-tuned language model and tokenizer (not the adaptor or pool), e.g. for
+        ``TextEncoder(model=directory)``."""
         with atomic_directory(directory, merge=True) as tmp:  # a crash never leaves half a model there
             self.lm.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
