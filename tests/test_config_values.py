@@ -50,12 +50,25 @@ def test_an_integer_too_large_for_a_float_is_refused_by_key(kind, section):
     assert name in str(caught.value) and next(iter(inner)) in str(caught.value) and len(str(caught.value)) < 300
 
 
-def test_a_models_error_from_torch_is_one_line():
+def test_a_models_error_from_torch_is_one_line(monkeypatch):
     from cdtl.experiments import multitask
 
-    with pytest.raises(ConfigError, match=r"^model: ") as caught:
-        multitask.resolve({"kind": "multitask", "model": {"dim": 10**30}})
+    def torch_like(*args, **kwargs):
+        raise ValueError("Trying to create tensor with negative dimension\nException raised from ... (C++ frames)")
+
+    monkeypatch.setattr(multitask, "MultiTask", torch_like)
+    with pytest.raises(ConfigError, match=r"^model: Trying to create tensor with negative dimension$") as caught:
+        multitask.resolve({"kind": "multitask"})
     assert "\n" not in str(caught.value) and len(str(caught.value)) <= 210
+
+
+@pytest.mark.parametrize("model, key", [({"n_specific": 10**9}, "model.n_specific"), ({"dim": 10**30}, "model.dim"),
+                                        ({"hidden": [64, 10**8]}, r"model.hidden\[1\]")])
+def test_a_hostile_model_size_is_refused_by_key_before_any_model_is_built(model, key):
+    from cdtl.experiments import multitask
+
+    with deadline(10), pytest.raises(ConfigError, match=rf"^{key} is .*: at most [\d,]+ is accepted$"):
+        multitask.resolve({"kind": "multitask", "model": model})
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

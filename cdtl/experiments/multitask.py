@@ -95,6 +95,22 @@ MODEL_KEYS = ("name", "arch", "weighting", "loss_weights", "cold_users")
 # --------------------------------------------------------------------------- configuration
 
 
+# The largest sizes a config may ask for: resolve checks the model section by building a tiny model with
+# it, so a hostile size (n_specific: 10**9) would otherwise hang or exhaust memory inside the check itself.
+SIZE_LIMITS = {"dim": 4096, "n_experts": 64, "n_specific": 64, "n_shared": 64, "hidden": 8192, "tower": 8192}
+
+
+def _check_sizes(model: dict[str, Any]) -> None:
+    """Refuse, by key, a model size beyond ``SIZE_LIMITS`` before any model is built (other mistakes are the model's)."""
+    for key, limit in SIZE_LIMITS.items():
+        value = model.get(key)
+        sizes = value if isinstance(value, list) else [value]
+        for index, size in enumerate(sizes):
+            if isinstance(size, int) and not isinstance(size, bool) and size > limit:
+                where = f"model.{key}[{index}]" if isinstance(value, list) else f"model.{key}"
+                raise ConfigError(f"{where} is {preview(size)}: at most {limit:,} is accepted")
+
+
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
     config, bridge_transfer = without_bridge_transfer(config)  # a transfer config, checked by the transfer kind
@@ -145,6 +161,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     ks = cfg["evaluate"]["ks"]
     if not isinstance(ks, list) or not ks or any(not (isinstance(k, int) and k >= 1) for k in ks):
         raise ConfigError(f"evaluate.ks must be a list of positive cut-offs, got {preview(ks)}")
+    _check_sizes(cfg["model"])
     try:
         MultiTask(3, [2, 2], tasks, "ple", **{k: v for k, v in cfg["model"].items()})
     except (TypeError, ValueError) as err:
