@@ -107,9 +107,8 @@ def _tool(name: str) -> str | None:
 @pytest.mark.slow
 def test_the_wheel_and_sdist_build_and_pass_twine_check(tmp_path):
     try:
-        import twine  # noqa: F401
-
         import build  # noqa: F401
+        import twine  # noqa: F401
     except ImportError as err:  # the test extra installs both
         pytest.skip(f"build and twine are in the test extra; not installed here: {err}")
     src = tmp_path / "src"  # a clean copy: what git tracks, not this checkout's build folders
