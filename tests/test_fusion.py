@@ -219,7 +219,8 @@ def test_time_split_keeps_the_latest_items_for_test():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"scorers": ["mf", "bert"]}, r"unknown scorer\(s\) \['bert'\]; valid choices: mf, text, popularity, lm_bridge"),
+    ({"scorers": ["mf", "bert"]},
+     r"unknown scorer\(s\) \['bert'\] \(list of 1\); valid choices: mf, text, popularity, lm_bridge"),
     ({"scorers": ["mf", "text"]}, "must include 'popularity'"),
     ({"scorers": []}, "non-empty list"),
     ({"fusion": {"modes": ["average"]}}, "fusion.modes must be a non-empty list of uniform, global, user"),

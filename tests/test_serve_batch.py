@@ -84,3 +84,12 @@ def test_a_missing_bundle_is_named(tmp_path, capsys):
 def test_chunk_size_fits_the_budget():
     assert chunk_size(1_000_000, 256) == 67  # 67 users x 1M items x 4 bytes <= 256 MiB
     assert chunk_size(10, 0.000001) == 1
+
+
+def test_the_report_names_the_file_in_full_or_by_name_alone(tmp_path):
+    from cdtl.serve.batch import BatchReport
+
+    report = BatchReport(tmp_path / "topk.parquet", users=3, rows=30, k=10, chunk_users=100, unknown=["x"])
+    assert str(tmp_path) in report.describe()
+    short = report.describe(full_path=False)
+    assert str(tmp_path) not in short and "to topk.parquet in chunks of 100 users" in short and "'x'" in short

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from cdtl import folderlock
-from cdtl.configfile import preview
+from cdtl.configfile import clip, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.encoders.text_encoder import TextEncoder
 from cdtl.env import cache_dir
@@ -65,7 +65,8 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         raise ConfigError(f"export must be a mapping ({', '.join(EXPORT_DEFAULTS)}), got {preview(section)}")
     unknown = sorted(set(section) - set(EXPORT_DEFAULTS), key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) export.{preview(unknown[0])}; valid keys: {', '.join(EXPORT_DEFAULTS)}")
+        key = unknown[0] if isinstance(unknown[0], str) else preview(unknown[0])
+        raise ConfigError(f"unknown key(s) export.{clip(key, 80)}; valid keys: {', '.join(EXPORT_DEFAULTS)}")
     settings = {**EXPORT_DEFAULTS, **section}
     if settings["fusion"] not in FUSIONS:
         raise ConfigError(f"export.fusion must be one of {', '.join(FUSIONS)}, got {preview(settings['fusion'])}")

@@ -36,8 +36,10 @@ class BatchReport:
     chunk_users: int
     unknown: list[str] = field(default_factory=list)
 
-    def describe(self) -> str:
-        line = (f"wrote {self.rows:,} rows ({self.users:,} users x top {self.k}) to {self.path} "
+    def describe(self, full_path: bool = True) -> str:
+        """One line on what was written (the file's full path, or its name alone), and any unknown users."""
+        where = self.path if full_path else self.path.name
+        line = (f"wrote {self.rows:,} rows ({self.users:,} users x top {self.k}) to {where} "
                 f"in chunks of {self.chunk_users:,} users")
         if self.unknown:
             shown = ", ".join(repr(u) for u in self.unknown[:5]) + (" ..." if len(self.unknown) > 5 else "")
