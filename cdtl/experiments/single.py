@@ -162,6 +162,64 @@ def _batches(cfg: dict[str, Any], prep: Prepared, train_csr: Any):
     return softmax_batches(u, i, len(prep.items), size, n_negatives=n_neg, sampler=model["sampler"])
 
 
+def _fit_mf(cfg: dict[str, Any], prep: Any, train_csr: Any, popularity: Popularity,
+            train_cfg: TrainConfig) -> tuple[MF, Any, Any]:
+    """Train MF with early stopping on the validation part; (model, its scorer with the unseen-user rule, the fit result)."""
+    val, evaluation = prep.parts["val"], cfg["evaluate"]
+    ranking = [m for m in evaluation["metrics"] if RANKING.match(m)]
+    rating = [m for m in evaluation["metrics"] if m in RATING_METRICS]
+    train = prep.parts["train"]
+    n_users, n_items = len(prep.users), len(prep.items)
+    m = cfg["model"]
+    global_mean = float(train["rating"].mean()) if m["loss"] == "mse" else 0.0
+    model = MF(n_users, n_items, m["dim"], loss=m["loss"], dropout=m["dropout"], reg=m["reg"],
+               init_std=m["init_std"], global_mean=global_mean, sparse=m["sparse"],
+               rating_scale=prep.rating_scale if m["loss"] == "mse" else None)
+    device = choose_device(train_cfg.device)
+    unseen = torch.from_numpy(np.diff(train_csr.indptr) == 0)  # users with no training interaction
+    warm = np.flatnonzero(~unseen.numpy())
+
+    def scorer(u: torch.Tensor) -> torch.Tensor:
+        """MF scores; a user MF never saw in training gets popularity or the mean warm user (model.unseen_users)."""
+        scores = model.score_all(u.to(device)).float().cpu()
+        lacking = unseen[u]
+        if not lacking.any():
+            return scores
+        if m["unseen_users"] == "popularity":
+            return torch.where(lacking.unsqueeze(1), popularity.counts.expand_as(scores), scores)
+        scores[lacking] = MeanUser(model, warm).score_all(u[lacking]).float().cpu()  # from the current weights
+        return scores
+
+    def validate(_: torch.nn.Module) -> dict[str, float]:
+        if rating:
+            res = rate_pairs(model.predict, val, evaluation["threshold"])
+            return {"rmse": res["rmse"], "mae": res["mae"]}
+        per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"], shard=distributed.active())
+        return {k: float(v.mean()) for k, v in per_user.items() if k != "users"}
+
+    settings = {k: cfg[k] for k in ("seed", "dataset", "protocol", "model", "batches", "evaluate")}
+    result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None,
+                 fingerprint=run_fingerprint(settings, prep.parts))
+    return model, scorer, result
+
+
+def _test(cfg: dict[str, Any], prep: Any, scorer: Any, model: Any, seen_csr: Any) -> tuple[dict[str, Any], Any]:
+    """Score the test part once: (metrics with bootstrap intervals, the per-user ranking table or None)."""
+    test, evaluation = prep.parts["test"], cfg["evaluate"]
+    ranking = [m for m in evaluation["metrics"] if RANKING.match(m)]
+    rating = [m for m in evaluation["metrics"] if m in RATING_METRICS]
+    metrics: dict[str, Any] = {}
+    table = None
+    if ranking:
+        per_user = rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"], shard=distributed.active())
+        metrics.update(report(per_user, evaluation["bootstrap"], cfg["seed"]))
+        table = pd.DataFrame({"model": cfg["model"]["name"], "user": prep.users.decode(per_user.pop("users")), **per_user})
+    if rating:
+        res = rate_pairs(model.predict, test, evaluation["threshold"])
+        metrics.update(rating_report(res, rating, evaluation["bootstrap"], cfg["seed"]))
+    return metrics, table
+
+
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
         overwrite: bool = False) -> Result:
     """Train and test the model; return the ``Result`` (and write ``out_dir/metrics.json`` when given).
@@ -181,9 +239,6 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     train_csr = interaction_matrix(train["u"].to_numpy(), train["i"].to_numpy(), n_users, n_items)
     seen_csr = interaction_matrix(np.concatenate([train["u"], val["u"]]), np.concatenate([train["i"], val["i"]]),
                                   n_users, n_items)
-    metrics_wanted, evaluation = cfg["evaluate"]["metrics"], cfg["evaluate"]
-    ranking = [m for m in metrics_wanted if RANKING.match(m)]
-    rating = [m for m in metrics_wanted if m in RATING_METRICS]
     train_cfg = TrainConfig.from_dict({**cfg["train"], "seed": cfg["seed"]})
     history: list[dict[str, Any]] = []
     best_epoch = None
@@ -192,47 +247,9 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     if cfg["model"]["name"] == "popularity":
         scorer, model = popularity.score_all, None
     else:
-        m = cfg["model"]
-        global_mean = float(train["rating"].mean()) if m["loss"] == "mse" else 0.0
-        model = MF(n_users, n_items, m["dim"], loss=m["loss"], dropout=m["dropout"], reg=m["reg"],
-                   init_std=m["init_std"], global_mean=global_mean, sparse=m["sparse"],
-                   rating_scale=prep.rating_scale if m["loss"] == "mse" else None)
-        device = choose_device(train_cfg.device)
-        unseen = torch.from_numpy(np.diff(train_csr.indptr) == 0)  # users with no training interaction
-        warm = np.flatnonzero(~unseen.numpy())
-
-        def scorer(u: torch.Tensor) -> torch.Tensor:
-            """MF scores; a user MF never saw in training gets popularity or the mean warm user (model.unseen_users)."""
-            scores = model.score_all(u.to(device)).float().cpu()
-            lacking = unseen[u]
-            if not lacking.any():
-                return scores
-            if m["unseen_users"] == "popularity":
-                return torch.where(lacking.unsqueeze(1), popularity.counts.expand_as(scores), scores)
-            scores[lacking] = MeanUser(model, warm).score_all(u[lacking]).float().cpu()  # from the current weights
-            return scores
-
-        def validate(_: torch.nn.Module) -> dict[str, float]:
-            if rating:
-                res = rate_pairs(model.predict, val, evaluation["threshold"])
-                return {"rmse": res["rmse"], "mae": res["mae"]}
-            per_user = rank_users(scorer, val, ranking, train_csr, evaluation["batch_size"], shard=distributed.active())
-            return {k: float(v.mean()) for k, v in per_user.items() if k != "users"}
-
-        settings = {k: cfg[k] for k in ("seed", "dataset", "protocol", "model", "batches", "evaluate")}
-        result = fit(model, _batches(cfg, prep, train_csr), train_cfg, validate if len(val) else None,
-                     fingerprint=run_fingerprint(settings, prep.parts))
+        model, scorer, result = _fit_mf(cfg, prep, train_csr, popularity, train_cfg)
         history, best_epoch = result.history, result.best_epoch
-
-    metrics: dict[str, Any] = {}
-    table = None
-    if ranking:
-        per_user = rank_users(scorer, test, ranking, seen_csr, evaluation["batch_size"], shard=distributed.active())
-        metrics.update(report(per_user, evaluation["bootstrap"], cfg["seed"]))
-        table = pd.DataFrame({"model": cfg["model"]["name"], "user": prep.users.decode(per_user.pop("users")), **per_user})
-    if rating:
-        res = rate_pairs(model.predict, test, evaluation["threshold"])
-        metrics.update(rating_report(res, rating, evaluation["bootstrap"], cfg["seed"]))
+    metrics, table = _test(cfg, prep, scorer, model, seen_csr)
 
     epoch_seconds = [h["seconds"] for h in history]
     summary = {
