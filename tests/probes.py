@@ -79,3 +79,27 @@ def damage(path: Path, how: str) -> None:
         path.unlink()
     else:
         raise ValueError(f"unknown damage {how!r}")
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(path: Path, *, beside: bool = False) -> Iterator[subprocess.Popen]:
+    """``path`` claimed by another process (a run or an export still at work) for the length of the block.
+
+    The process takes the lock every run takes (``cdtl.folderlock.claim``; ``beside`` for a bundle's), says
+    "held" and keeps it until its stdin closes; it imports no torch, so it starts in a fraction of a second.
+    """
+    script = (f"import sys; from cdtl import folderlock; folderlock.claim(sys.argv[1], beside={beside}); "
+              "print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        assert proc.stdout.readline().strip() == "held", f"the holder process could not claim {path}"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

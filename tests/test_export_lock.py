@@ -7,13 +7,11 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from probes import ROOT, cli
+from probes import cli, lock_held_elsewhere
 
 from cdtl import folderlock
 from cdtl.experiments import fusion
@@ -21,27 +19,9 @@ from cdtl.experiments.export import export
 from cdtl.experiments.registry import load_config
 
 CONFIG = "configs/fusion_ml100k.yaml"
-# claims a bundle's lock the way an export does, says so, and holds it until its stdin closes (no torch: starts fast)
-HOLDER = ("import sys; from cdtl import folderlock; folderlock.claim(sys.argv[1], beside=True); "
-          "print('held', flush=True); sys.stdin.read()")
-
-
-@contextlib.contextmanager
-def export_in_progress(bundle: Path) -> Iterator[subprocess.Popen]:
-    """``bundle`` held by another process (an export still training) for the length of the block."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(bundle)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout.readline().strip() == "held", "the holder process could not claim the bundle"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def export_in_progress(path: Path) -> contextlib.AbstractContextManager[subprocess.Popen]:
+    """``path`` held by another process for the length of the block (``probes.lock_held_elsewhere``)."""
+    return lock_held_elsewhere(path, beside=True)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from probes import ROOT, cli, cli_process
+from probes import ROOT, cli, cli_process, lock_held_elsewhere
 from test_runs import CONFIGS, SLOW_KINDS, own_data
 from toy_data import two_domains
 
@@ -25,28 +25,9 @@ from cdtl.experiments.common import prepare_output, write_results
 MSE = "configs/mf_mse_ml100k.yaml"
 QUICK = ["--set", "train.epochs=1", "--set", "batches.batch_size=65536", "--set", "evaluate.bootstrap=10",
          "--set", "train.progress=false"]
-# a process that claims a folder with the lock every run takes (prepare_output's), says so, and holds it until its
-# stdin closes; it imports no torch, so it starts in a fraction of a second
-HOLDER = ("import sys; from cdtl import folderlock; folderlock.claim(sys.argv[1]); print('held', flush=True); "
-          "sys.stdin.read()")
-
-
-@contextlib.contextmanager
-def held_elsewhere(folder: Path) -> Iterator[subprocess.Popen]:
-    """``folder`` claimed by another process (a run in progress) for the length of the block."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    try:
-        assert proc.stdout.readline().strip() == "held", "the holder process could not claim the folder"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def held_elsewhere(path: Path) -> contextlib.AbstractContextManager[subprocess.Popen]:
+    """``path`` held by another process for the length of the block (``probes.lock_held_elsewhere``)."""
+    return lock_held_elsewhere(path)
 
 
 def crashed_holder(folder: Path) -> int:
