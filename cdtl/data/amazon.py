@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,74 @@ def _read_meta(path: Path, domain: str, wanted: set[str],
     return rows, seen, repeated
 
 
+def _check_names(categories: list[str], domains: list[str], item_key: str) -> None:
+    """Refuse repeated or missing categories, domain names that do not pair with them, and an unknown item key."""
+    if not categories or len(set(categories)) != len(categories):
+        raise ValueError(f"categories must be non-empty and distinct, got {categories}")
+    if len(domains) != len(categories) or len(set(domains)) != len(domains):
+        raise ValueError(f"domain_names must be {len(categories)} distinct names (one per category), got {domains}")
+    if item_key not in ("parent_asin", "asin"):
+        raise ValueError(f"item_key must be 'parent_asin' or 'asin', got {item_key!r}")
+
+
+@dataclass
+class _Read:
+    """Every category's review rows and described items, with the counts of what was left out on the way."""
+
+    rows: list[tuple[str, str, float, int, str]] = field(default_factory=list)
+    described: dict[str, dict[str, str]] = field(default_factory=dict)
+    unreviewed: int = 0
+    meta_repeats: int = 0
+
+
+def _read_categories(files: dict[str, tuple[Path, Path]], categories: list[str], domains: list[str], item_key: str,
+                     max_text_chars: int | None, where: str) -> _Read:
+    """Read each category's reviews and metadata in turn; an item id found in two categories is refused."""
+    read = _Read()
+    owner: dict[str, str] = {}  # item id -> the category it belongs to
+    for cat, dom in zip(categories, domains):
+        review_path, meta_path = files[cat]
+        cat_rows = _read_reviews(review_path, dom, item_key)
+        reviewed = {r[1] for r in cat_rows}
+        meta, meta_ids, repeats = _read_meta(meta_path, dom, reviewed, max_text_chars)
+        ids = reviewed | meta_ids
+        clash = sorted(ids.intersection(owner))
+        if clash:
+            raise DataError(f"{where}: item {clash[0]!r} appears in both categories {owner[clash[0]]!r} and {cat!r} "
+                            f"({len(clash)} shared id(s)); item ids must belong to one category")
+        owner.update(dict.fromkeys(ids, cat))
+        read.rows += cat_rows
+        read.described.update(meta)
+        read.unreviewed += len(meta_ids - reviewed)
+        read.meta_repeats += repeats
+    return read
+
+
+def _latest_reviews(rows: list[tuple[str, str, float, int, str]],
+                    min_user_interactions: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One row per (user, item, domain), the latest review, for users with enough reviews; the counts dropped."""
+    inter = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp", "domain"])
+    latest = inter.sort_values("timestamp", kind="stable").drop_duplicates(["user", "item", "domain"], keep="last")
+    collapsed = len(inter) - len(latest)
+    inter = latest.sort_index()
+    enough = inter.groupby("user")["item"].transform("size") >= min_user_interactions
+    dropped_users = inter.loc[~enough, "user"].nunique()
+    items_before = inter["item"].nunique()
+    inter = inter[enough]
+    return inter, {"collapsed": collapsed, "dropped_users": dropped_users, "items_before": items_before}
+
+
+def _item_table(inter: pd.DataFrame, described: dict[str, dict[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The item table of every reviewed (item, domain), empty text where no metadata describes it; and those pairs."""
+    pairs = inter[["item", "domain"]].drop_duplicates()
+    empty = {"title": "", "text": "", "categories": "", "store": ""}
+    items = pd.DataFrame(
+        [described.get(item) or {"item": item, "domain": dom, **empty} for item, dom in pairs.itertuples(index=False)],
+        columns=ITEM_COLUMNS,
+    )
+    return items, pairs
+
+
 def load_amazon2023(
     categories: Sequence[str],
     directory: str | Path,
@@ -135,58 +204,20 @@ def load_amazon2023(
     """
     categories = list(categories)
     domains = list(domain_names) if domain_names is not None else categories
-    if not categories or len(set(categories)) != len(categories):
-        raise ValueError(f"categories must be non-empty and distinct, got {categories}")
-    if len(domains) != len(categories) or len(set(domains)) != len(domains):
-        raise ValueError(f"domain_names must be {len(categories)} distinct names (one per category), got {domains}")
-    if item_key not in ("parent_asin", "asin"):
-        raise ValueError(f"item_key must be 'parent_asin' or 'asin', got {item_key!r}")
+    _check_names(categories, domains, item_key)
     directory = Path(directory)
     where = f"amazon2023 files in {directory}"
     files = _locate(categories, directory)
-
-    rows: list[tuple[str, str, float, int, str]] = []
-    described: dict[str, dict[str, str]] = {}
-    owner: dict[str, str] = {}  # item id -> the category it belongs to
-    unreviewed = meta_repeats = 0
-    for cat, dom in zip(categories, domains):
-        review_path, meta_path = files[cat]
-        cat_rows = _read_reviews(review_path, dom, item_key)
-        reviewed = {r[1] for r in cat_rows}
-        meta, meta_ids, repeats = _read_meta(meta_path, dom, reviewed, max_text_chars)
-        ids = reviewed | meta_ids
-        clash = sorted(ids.intersection(owner))
-        if clash:
-            raise DataError(f"{where}: item {clash[0]!r} appears in both categories {owner[clash[0]]!r} and {cat!r} "
-                            f"({len(clash)} shared id(s)); item ids must belong to one category")
-        owner.update(dict.fromkeys(ids, cat))
-        rows += cat_rows
-        described.update(meta)
-        unreviewed += len(meta_ids - reviewed)
-        meta_repeats += repeats
-
-    inter = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp", "domain"])
-    latest = inter.sort_values("timestamp", kind="stable").drop_duplicates(["user", "item", "domain"], keep="last")
-    collapsed = len(inter) - len(latest)
-    inter = latest.sort_index()
-    enough = inter.groupby("user")["item"].transform("size") >= min_user_interactions
-    dropped_users = inter.loc[~enough, "user"].nunique()
-    items_before = inter["item"].nunique()
-    inter = inter[enough]
-
-    pairs = inter[["item", "domain"]].drop_duplicates()
-    empty = {"title": "", "text": "", "categories": "", "store": ""}
-    items = pd.DataFrame(
-        [described.get(item) or {"item": item, "domain": dom, **empty} for item, dom in pairs.itertuples(index=False)],
-        columns=ITEM_COLUMNS,
-    )
+    read = _read_categories(files, categories, domains, item_key, max_text_chars, where)
+    inter, dropped = _latest_reviews(read.rows, min_user_interactions)
+    items, pairs = _item_table(inter, read.described)
     notes = {
-        "items_without_metadata": int((~pairs["item"].isin(described.keys())).sum()),
-        "metadata_items_without_reviews": int(unreviewed),
-        "repeated_reviews_collapsed": int(collapsed),
-        "users_below_min_interactions": int(dropped_users),
-        "items_only_reviewed_by_dropped_users": int(items_before - len(pairs)),
-        "metadata_repeated_ids_ignored": int(meta_repeats),
+        "items_without_metadata": int((~pairs["item"].isin(read.described.keys())).sum()),
+        "metadata_items_without_reviews": int(read.unreviewed),
+        "repeated_reviews_collapsed": int(dropped["collapsed"]),
+        "users_below_min_interactions": int(dropped["dropped_users"]),
+        "items_only_reviewed_by_dropped_users": int(dropped["items_before"] - len(pairs)),
+        "metadata_repeated_ids_ignored": int(read.meta_repeats),
     }
     inter = validate_interactions(inter, where, rating_scale=RATING_SCALE)
     items = validate_items(items, where)

@@ -68,6 +68,25 @@ def _same_item_type(inter: pd.DataFrame, inter_where: str, items: pd.DataFrame, 
                     "'7' would be one item: give both tables' item column one type")
 
 
+def _read_named(table: str | os.PathLike[str] | pd.DataFrame, kind: str, columns: dict[str, str],
+                encoding: str) -> tuple[pd.DataFrame, str]:
+    """One table (a copy of a frame, or read from a file) with its columns renamed to ours, and where it came from."""
+    where = f"{kind} table" if isinstance(table, pd.DataFrame) else str(table)
+    df = table.copy() if isinstance(table, pd.DataFrame) else read_table(table, encoding=encoding)
+    rename = {theirs: ours for ours, theirs in columns.items() if theirs in df.columns}
+    df = df.rename(columns=rename)
+    needed = ("user", "item", "domain") if kind == "interactions" else ("item", "domain")
+    require_columns(df, needed, where)
+    return df, where
+
+
+def _refuse_empty_domains(inter: pd.DataFrame, items: pd.DataFrame, inter_where: str) -> None:
+    """Refuse a domain of the item table that no interaction belongs to."""
+    for dom in pd.unique(items["domain"]):
+        if not (inter["domain"] == dom).any():
+            raise DataError(f"{inter_where}: domain {dom!r} of the item table has no interactions (empty domain)")
+
+
 def load_tables(
     interactions: str | os.PathLike[str] | pd.DataFrame,
     items: str | os.PathLike[str] | pd.DataFrame,
@@ -97,16 +116,8 @@ def load_tables(
     the 64-bit integer range is refused, never wrapped.
     """
     columns = columns or {}
-    tables = []
-    for table, kind in ((interactions, "interactions"), (items, "items")):
-        where = f"{kind} table" if isinstance(table, pd.DataFrame) else str(table)
-        df = table.copy() if isinstance(table, pd.DataFrame) else read_table(table, encoding=encoding)
-        rename = {theirs: ours for ours, theirs in columns.items() if theirs in df.columns}
-        df = df.rename(columns=rename)
-        needed = ("user", "item", "domain") if kind == "interactions" else ("item", "domain")
-        require_columns(df, needed, where)
-        tables.append((df, where))
-    (inter, inter_where), (item_df, item_where) = tables
+    inter, inter_where = _read_named(interactions, "interactions", columns, encoding)
+    item_df, item_where = _read_named(items, "items", columns, encoding)
     typed = [isinstance(t, pd.DataFrame) or _suffixes(t).endswith((".parquet", ".pq")) for t in (interactions, items)]
     if all(typed):
         _same_item_type(inter, inter_where, item_df, item_where)
@@ -117,9 +128,7 @@ def load_tables(
     inter = validate_interactions(inter[keep], inter_where, rating_scale, duplicates)
     item_df = validate_items(item_df, item_where)
     item_df["domain"] = item_df["domain"].astype(str)
-    for dom in pd.unique(item_df["domain"]):
-        if not (inter["domain"] == dom).any():
-            raise DataError(f"{inter_where}: domain {dom!r} of the item table has no interactions (empty domain)")
+    _refuse_empty_domains(inter, item_df, inter_where)
     check_items_cover(inter, item_df, f"{inter_where} against {item_where}")
     default_name = "tables" if isinstance(interactions, pd.DataFrame) else Path(interactions).name.split(".")[0]
     return RecData(
