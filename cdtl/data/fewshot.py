@@ -68,6 +68,67 @@ class FewShotSplit:
                 int(self.source_known["user"].nunique()), **self.notes}
 
 
+def _check_shots(data: RecData, source: str, target: str, shots: Sequence[int], eval_ratio: float,
+                 val_fraction: float) -> tuple[int, ...]:
+    """The sorted distinct shots, once every argument is checked and both domains have interactions."""
+    shots = tuple(sorted({int(k) for k in shots}))
+    if not shots or shots[0] < 0:
+        raise ValueError(f"shots must be non-negative integers, e.g. {SHOTS}, got {shots}")
+    if not 0.0 < eval_ratio < 1.0 or not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"eval_ratio and val_fraction must lie strictly between 0 and 1, got {eval_ratio}, {val_fraction}")
+    for name, dom in (("source", source), ("target", target)):
+        if dom not in data.domains:
+            raise DataError(f"{data.name}: unknown {name} domain {dom!r}; domains are {data.domains}")
+    inter = data.interactions
+    if not (inter["domain"] == target).any():
+        raise DataError(f"{data.name}: target domain {target!r} has no users (no interactions)")
+    if not (inter["domain"] == source).any():
+        raise DataError(f"{data.name}: source domain {source!r} has no users (no interactions)")
+    return shots
+
+
+def _eval_users(data: RecData, target: str, in_target: np.ndarray, shared: pd.Index, shots: tuple[int, ...],
+                eval_ratio: float, max_eval_users: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The sorted evaluation users: shared users, or a seeded share of target users, with more than max(shots)."""
+    need = shots[-1] + 1
+    counts = data.interactions[in_target].groupby("user").size()
+    enough = counts.index[counts >= need]
+    if len(shared):
+        candidates = np.sort(np.intersect1d(shared.to_numpy(), enough.to_numpy()))
+    else:
+        pool = np.sort(enough.to_numpy())
+        candidates = np.sort(pool[rng.permutation(len(pool))[: int(round(eval_ratio * len(pool)))]])
+    if max_eval_users is not None and len(candidates) > int(max_eval_users):
+        candidates = np.sort(candidates[rng.permutation(len(candidates))[: int(max_eval_users)]])
+    if len(candidates) < 2:
+        raise DataError(f"{data.name}: {len(candidates)} user(s) of {target!r} have at least {need} target interactions "
+                        f"(more than max(shots) = {shots[-1]}): too few to validate and test on; lower the shots")
+    return candidates
+
+
+def _training_part(data: RecData, source: str, target: str, evaluated: np.ndarray, shared: pd.Index) -> pd.DataFrame:
+    """Every interaction of the users who are neither evaluated nor shared; the target domain must keep some."""
+    inter = data.interactions
+    dropped = inter["user"].isin(shared).to_numpy() & ~evaluated  # shared users too short to evaluate
+    train = inter[~evaluated & ~dropped].reset_index(drop=True)
+    if not (train["domain"] == target).any():
+        raise DataError(f"{data.name}: no user of the target domain {target!r} is left to train on: every one is shared "
+                        f"with {source!r}, and shared users never train in this protocol; it needs users who are in the "
+                        f"target domain only")
+    return train
+
+
+def _known_and_later(inter: pd.DataFrame, rows: np.ndarray, max_shots: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The evaluation users' target interactions in time order: the first ``max_shots`` (with positions), the rest."""
+    mine = inter[rows].copy()
+    time = mine["timestamp"] if "timestamp" in mine.columns else pd.Series(np.arange(len(mine)), index=mine.index)
+    mine = mine.assign(_t=time.to_numpy()).sort_values(["user", "_t"], kind="stable").drop(columns="_t")
+    mine["position"] = mine.groupby("user").cumcount()
+    known = mine[mine["position"] < max_shots].reset_index(drop=True)
+    later = mine[mine["position"] >= max_shots].drop(columns="position")
+    return known, later
+
+
 def few_shot_split(
     data: RecData,
     source: str,
@@ -88,52 +149,19 @@ def few_shot_split(
     ``cross_platform``), a seeded ``eval_ratio`` of the target users with enough
     interactions are the evaluation users. ``max_eval_users`` caps them (a seeded sample).
     """
-    shots = tuple(sorted({int(k) for k in shots}))
-    if not shots or shots[0] < 0:
-        raise ValueError(f"shots must be non-negative integers, e.g. {SHOTS}, got {shots}")
-    if not 0.0 < eval_ratio < 1.0 or not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"eval_ratio and val_fraction must lie strictly between 0 and 1, got {eval_ratio}, {val_fraction}")
-    for name, dom in (("source", source), ("target", target)):
-        if dom not in data.domains:
-            raise DataError(f"{data.name}: unknown {name} domain {dom!r}; domains are {data.domains}")
+    shots = _check_shots(data, source, target, shots, eval_ratio, val_fraction)
     inter = data.interactions
     in_target = (inter["domain"] == target).to_numpy()
-    if not in_target.any():
-        raise DataError(f"{data.name}: target domain {target!r} has no users (no interactions)")
-    if not (inter["domain"] == source).any():
-        raise DataError(f"{data.name}: source domain {source!r} has no users (no interactions)")
-    need = shots[-1] + 1
-    counts = inter[in_target].groupby("user").size()
-    enough = counts.index[counts >= need]
     shared = overlap_users(data, source, target)
     rng = np.random.default_rng(seed)
-    if len(shared):
-        candidates = np.sort(np.intersect1d(shared.to_numpy(), enough.to_numpy()))
-    else:
-        pool = np.sort(enough.to_numpy())
-        candidates = np.sort(pool[rng.permutation(len(pool))[: int(round(eval_ratio * len(pool)))]])
-    if max_eval_users is not None and len(candidates) > int(max_eval_users):
-        candidates = np.sort(candidates[rng.permutation(len(candidates))[: int(max_eval_users)]])
-    if len(candidates) < 2:
-        raise DataError(f"{data.name}: {len(candidates)} user(s) of {target!r} have at least {need} target interactions "
-                        f"(more than max(shots) = {shots[-1]}): too few to validate and test on; lower the shots")
+    candidates = _eval_users(data, target, in_target, shared, shots, eval_ratio, max_eval_users, rng)
     n_val = max(1, int(round(val_fraction * len(candidates))))
     order = rng.permutation(len(candidates))
     val_users, test_users = np.sort(candidates[order[:n_val]]), np.sort(candidates[order[n_val:]])
 
     evaluated = inter["user"].isin(candidates).to_numpy()
-    dropped = inter["user"].isin(shared).to_numpy() & ~evaluated  # shared users too short to evaluate
-    train = inter[~evaluated & ~dropped].reset_index(drop=True)
-    if not (train["domain"] == target).any():
-        raise DataError(f"{data.name}: no user of the target domain {target!r} is left to train on: every one is shared "
-                        f"with {source!r}, and shared users never train in this protocol; it needs users who are in the "
-                        f"target domain only")
-    mine = inter[evaluated & in_target].copy()
-    time = mine["timestamp"] if "timestamp" in mine.columns else pd.Series(np.arange(len(mine)), index=mine.index)
-    mine = mine.assign(_t=time.to_numpy()).sort_values(["user", "_t"], kind="stable").drop(columns="_t")
-    mine["position"] = mine.groupby("user").cumcount()
-    known = mine[mine["position"] < shots[-1]].reset_index(drop=True)
-    later = mine[mine["position"] >= shots[-1]].drop(columns="position")
+    train = _training_part(data, source, target, evaluated, shared)
+    known, later = _known_and_later(inter, evaluated & in_target, shots[-1])
     source_known = inter[evaluated & (inter["domain"] == source).to_numpy()].reset_index(drop=True)
     return FewShotSplit(
         data=data, source=source, target=target, shots=shots, seed=seed, train=train, known=known,

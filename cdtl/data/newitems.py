@@ -133,6 +133,61 @@ class NewItemSplit:
                 "held_out": cells, **self.notes}
 
 
+def _check_split(holdout: float, val_fraction: float, cold_ratio: float, source: str | None) -> None:
+    """Refuse a holdout or validation share outside (0, 1), and cold users without a source domain."""
+    if not 0.0 < holdout < 1.0:
+        raise ValueError("holdout must lie strictly between 0 and 1 (the share of a warm user's old items held out), got "
+                         f"{holdout}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    if cold_ratio and source is None:
+        raise ValueError("cold users need a source domain (their history there is all a model knows): pass source=")
+
+
+def _split_users(data: RecData, source: str | None, target: str, target_inter: pd.DataFrame, cold_ratio: float,
+                 val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cold users (chapter 04's cold-start split), and the validation part of the cold and of the warm users."""
+    if cold_ratio:
+        cold = cold_start_split(data, source, target, cold_ratio, val_fraction=val_fraction, seed=seed)
+        cold_val, cold_test = cold.val_users, cold.test_users
+    else:
+        cold_val = cold_test = np.array([], dtype=object)
+    cold_users = np.sort(np.concatenate([cold_val, cold_test]))
+    warm_users = np.sort(np.setdiff1d(target_inter["user"].unique().astype(object), cold_users))
+    order = np.random.default_rng(seed + 1).permutation(len(warm_users))
+    n_val = int(round(val_fraction * len(warm_users)))
+    warm_val = np.sort(warm_users[order[:n_val]])  # the rest of the warm users are the test part
+    return cold_users, cold_val, warm_val
+
+
+def _train_and_held(inter: pd.DataFrame, target: str, new_items: np.ndarray, cold_users: np.ndarray, holdout: float,
+                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Training rows, held-out target rows, and the warm users' old-item rows that train (new items and cold users: none)."""
+    in_target = (inter["domain"] == target).to_numpy()
+    is_new = inter["item"].isin(new_items).to_numpy()
+    is_cold = inter["user"].isin(cold_users).to_numpy()
+    warm_old = inter[in_target & ~is_new & ~is_cold]
+    kept, _, held_old = per_user_split(warm_old, (1.0 - holdout, 0.0, holdout), seed=seed)
+    train = pd.concat([inter[~in_target], kept], ignore_index=True)
+    held = pd.concat([held_old, inter[in_target & (is_new | is_cold)]], ignore_index=True)
+    return train, held, kept
+
+
+def _label_held(held: pd.DataFrame, train: pd.DataFrame, with_target: np.ndarray,
+                new_items: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Held-out rows of users something trains on, labelled by cell; the rows of users nothing trains on, counted."""
+    # a user is warm when some target history of theirs trains (one whose target items are all new is cold too),
+    # and a user with no training interaction at all cannot be ranked by anything personal: counted, not scored
+    trained = pd.unique(train["user"])
+    unknown = ~held["user"].isin(trained)
+    notes: dict[str, Any] = {"held_out_users_without_any_training_history": int(held.loc[unknown, "user"].nunique()),
+                             "held_out_interactions_of_those_users": int(unknown.sum())}
+    held = held[~unknown].reset_index(drop=True)
+    held["user_kind"] = np.where(held["user"].isin(with_target), "warm", "cold")
+    held["item_kind"] = np.where(held["item"].isin(new_items), "new", "old")
+    return held, notes
+
+
 def new_item_split(
     data: RecData,
     target: str,
@@ -158,47 +213,15 @@ def new_item_split(
     splits them, warm users by a seeded permutation); a user's held-out interactions all go
     to their side.
     """
-    if not 0.0 < holdout < 1.0:
-        raise ValueError("holdout must lie strictly between 0 and 1 (the share of a warm user's old items held out), got "
-                         f"{holdout}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
-    if cold_ratio and source is None:
-        raise ValueError("cold users need a source domain (their history there is all a model knows): pass source=")
+    _check_split(holdout, val_fraction, cold_ratio, source)
     target_inter = _target_interactions(data, target)
     new_items = choose_new_items(data, target, ratio, by, seed)
     catalogue = data.items.loc[data.items["domain"] == target, "item"].to_numpy()
     old_items = np.sort(catalogue[~np.isin(catalogue, new_items)])
-
-    if cold_ratio:
-        cold = cold_start_split(data, source, target, cold_ratio, val_fraction=val_fraction, seed=seed)
-        cold_val, cold_test = cold.val_users, cold.test_users
-    else:
-        cold_val = cold_test = np.array([], dtype=object)
-    cold_users = np.sort(np.concatenate([cold_val, cold_test]))
-    warm_users = np.sort(np.setdiff1d(target_inter["user"].unique().astype(object), cold_users))
-    order = np.random.default_rng(seed + 1).permutation(len(warm_users))
-    n_val = int(round(val_fraction * len(warm_users)))
-    warm_val = np.sort(warm_users[order[:n_val]])  # the rest of the warm users are the test part
-
-    inter = data.interactions
-    in_target = (inter["domain"] == target).to_numpy()
-    is_new = inter["item"].isin(new_items).to_numpy()
-    is_cold = inter["user"].isin(cold_users).to_numpy()
-    warm_old = inter[in_target & ~is_new & ~is_cold]
-    kept, _, held_old = per_user_split(warm_old, (1.0 - holdout, 0.0, holdout), seed=seed)
-    train = pd.concat([inter[~in_target], kept], ignore_index=True)
-    held = pd.concat([held_old, inter[in_target & (is_new | is_cold)]], ignore_index=True)
-    # a user is warm when some target history of theirs trains (one whose target items are all new is cold too),
-    # and a user with no training interaction at all cannot be ranked by anything personal: counted, not scored
-    trained = pd.unique(train["user"])
+    cold_users, cold_val, warm_val = _split_users(data, source, target, target_inter, cold_ratio, val_fraction, seed)
+    train, held, kept = _train_and_held(data.interactions, target, new_items, cold_users, holdout, seed)
     with_target = pd.unique(kept["user"])
-    unknown = ~held["user"].isin(trained)
-    notes = {"held_out_users_without_any_training_history": int(held.loc[unknown, "user"].nunique()),
-             "held_out_interactions_of_those_users": int(unknown.sum())}
-    held = held[~unknown].reset_index(drop=True)
-    held["user_kind"] = np.where(held["user"].isin(with_target), "warm", "cold")
-    held["item_kind"] = np.where(held["item"].isin(new_items), "new", "old")
+    held, notes = _label_held(held, train, with_target, new_items)
     val_side = set(cold_val) | set(warm_val)
     in_val = held["user"].map(val_side.__contains__).to_numpy(bool)
     val_users, test_users = np.sort(pd.unique(held.loc[in_val, "user"])), np.sort(pd.unique(held.loc[~in_val, "user"]))
