@@ -139,6 +139,66 @@ def topk_from_scores(scores: torch.Tensor, k: int, exclude: Any = None) -> torch
     return topk
 
 
+def _checked_topk(topk: torch.Tensor | np.ndarray, relevant: Sequence[IndexLike],
+                  ks: Iterable[int]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The top-k lists as an integer array and the cutoffs, once both are checked against each other and ``relevant``."""
+    top = _to_numpy(topk)
+    if top.ndim != 2:
+        raise ValueError(f"topk must be (users, K), got shape {top.shape}")
+    if not np.issubdtype(top.dtype, np.integer):
+        raise ValueError(f"topk must hold integer item indices, got dtype {top.dtype}")
+    n_users, width = top.shape
+    if n_users == 0:
+        raise ValueError("topk has no users")
+    ks = tuple(int(k) for k in ks)
+    if not ks or min(ks) < 1 or max(ks) > width:
+        raise ValueError(f"every k in ks must be between 1 and topk's width {width}, got {ks}")
+    if len(relevant) != n_users:
+        raise ValueError(f"relevant has {len(relevant)} users but topk has {n_users}")
+    if width > 1 and (np.diff(np.sort(top, axis=1), axis=1) == 0).any():
+        raise ValueError("topk repeats an item within a user's list")
+    return top, ks
+
+
+def _relevant_lists(relevant: Sequence[IndexLike], n_users: int) -> list[np.ndarray]:
+    """Each user's relevant items as an int64 array; a user with none is refused."""
+    rel = [_index_array(r, "relevant items") for r in relevant]
+    empty = sum(1 for r in rel if r.size == 0)
+    if empty:
+        raise ValueError(f"{empty} of {n_users} users have no relevant items; filter them out first")
+    return rel
+
+
+def _hit_matrix(top: np.ndarray, rel: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each top-k entry is relevant (users x K, bool), and each user's number of distinct relevant items."""
+    # Vectorised membership test: encode (user, item) pairs as one integer each.
+    n_users = len(top)
+    top = top.astype(np.int64)
+    n_codes = int(max(top.max(), max(int(r.max()) for r in rel))) + 1
+    rel_rows = np.repeat(np.arange(n_users, dtype=np.int64), [r.size for r in rel])
+    rel_codes = np.unique(rel_rows * n_codes + np.concatenate(rel))
+    n_relevant = np.bincount(rel_codes // n_codes, minlength=n_users)
+    hits = np.isin(np.arange(n_users, dtype=np.int64)[:, None] * n_codes + top, rel_codes)
+    return hits, n_relevant
+
+
+def _metrics_at(hits: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Recall, NDCG, hit rate, MRR and precision at every k, per user, from the hit matrix."""
+    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    ideal = np.cumsum(discounts)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        hits_k = hits[:, :k]
+        n_hits = hits_k.sum(axis=1).astype(np.float64)
+        first = hits_k.argmax(axis=1)  # 0 when no hit; masked below
+        out[f"recall@{k}"] = n_hits / n_relevant
+        out[f"ndcg@{k}"] = (hits_k @ discounts[:k]) / ideal[np.minimum(k, n_relevant) - 1]
+        out[f"hit@{k}"] = (n_hits > 0).astype(np.float64)
+        out[f"mrr@{k}"] = np.where(n_hits > 0, 1.0 / (first + 1), 0.0)
+        out[f"precision@{k}"] = n_hits / k
+    return out
+
+
 def ranking_metrics(
     topk: torch.Tensor | np.ndarray,
     relevant: Sequence[IndexLike],
@@ -160,48 +220,10 @@ def ranking_metrics(
 
     Users with no relevant items are rejected (ValueError); filter them out first.
     """
-    top = _to_numpy(topk)
-    if top.ndim != 2:
-        raise ValueError(f"topk must be (users, K), got shape {top.shape}")
-    if not np.issubdtype(top.dtype, np.integer):
-        raise ValueError(f"topk must hold integer item indices, got dtype {top.dtype}")
-    n_users, width = top.shape
-    if n_users == 0:
-        raise ValueError("topk has no users")
-    ks = tuple(int(k) for k in ks)
-    if not ks or min(ks) < 1 or max(ks) > width:
-        raise ValueError(f"every k in ks must be between 1 and topk's width {width}, got {ks}")
-    if len(relevant) != n_users:
-        raise ValueError(f"relevant has {len(relevant)} users but topk has {n_users}")
-    if width > 1 and (np.diff(np.sort(top, axis=1), axis=1) == 0).any():
-        raise ValueError("topk repeats an item within a user's list")
-
-    rel = [_index_array(r, "relevant items") for r in relevant]
-    empty = sum(1 for r in rel if r.size == 0)
-    if empty:
-        raise ValueError(f"{empty} of {n_users} users have no relevant items; filter them out first")
-
-    # Vectorised membership test: encode (user, item) pairs as one integer each.
-    top = top.astype(np.int64)
-    n_codes = int(max(top.max(), max(int(r.max()) for r in rel))) + 1
-    rel_rows = np.repeat(np.arange(n_users, dtype=np.int64), [r.size for r in rel])
-    rel_codes = np.unique(rel_rows * n_codes + np.concatenate(rel))
-    n_relevant = np.bincount(rel_codes // n_codes, minlength=n_users)
-    hits = np.isin(np.arange(n_users, dtype=np.int64)[:, None] * n_codes + top, rel_codes)
-
-    discounts = 1.0 / np.log2(np.arange(2, width + 2))
-    ideal = np.cumsum(discounts)
-    out: dict[str, np.ndarray] = {}
-    for k in ks:
-        hits_k = hits[:, :k]
-        n_hits = hits_k.sum(axis=1).astype(np.float64)
-        first = hits_k.argmax(axis=1)  # 0 when no hit; masked below
-        out[f"recall@{k}"] = n_hits / n_relevant
-        out[f"ndcg@{k}"] = (hits_k @ discounts[:k]) / ideal[np.minimum(k, n_relevant) - 1]
-        out[f"hit@{k}"] = (n_hits > 0).astype(np.float64)
-        out[f"mrr@{k}"] = np.where(n_hits > 0, 1.0 / (first + 1), 0.0)
-        out[f"precision@{k}"] = n_hits / k
-    return out
+    top, ks = _checked_topk(topk, relevant, ks)
+    rel = _relevant_lists(relevant, len(top))
+    hits, n_relevant = _hit_matrix(top, rel)
+    return _metrics_at(hits, n_relevant, ks)
 
 
 # --------------------------------------------------------------------------- AUC
