@@ -85,8 +85,8 @@ browser:
 	               "or install Google Chrome, or set CDTL_CHROMIUM to a Chromium binary" >&2; exit 1; fi; }
 
 # One execution of every chapter: nbval runs it, its outputs become the book's execution cache
-# (tests/nbval_cache.py), the book is built from that cache with warnings as errors and checked
-# in Chromium (tests/test_rendered.py), and the recorded results are checked against their ranges.
+# (tests/support/nbval_cache.py), the book is built from that cache with warnings as errors and checked
+# in Chromium (tests/book/test_rendered.py), and the recorded results are checked against their ranges.
 # The linter (ruff, configured in pyproject.toml) over the package, tests, benchmarks and the book's extension
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -102,14 +102,14 @@ test-fast: $(STAMP)
 test-gpu: $(STAMP)
 	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
 	  'make test-gpu needs a CUDA GPU that PyTorch sees; torch ' + torch.__version__ + ' sees none')"
-	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/test_chapter_results.py --nbval-lax \
+	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py --nbval-lax \
 	  --nbval-cell-timeout=3600 -p no:cacheprovider $(PYTEST_ARGS)
 	$(TIMINGS) show --cache _build/full/_build/.jupyter_cache
 
 # The full profile on a CPU (hours on two cores): every chapter under nbval, the full-profile ranges,
 # then the measured times stored as full/cpu. CUDA is hidden so a GPU machine measures its CPU too.
 test-full: $(STAMP)
-	CDTL_PROFILE=full CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest chapters tests/test_chapter_results.py --nbval-lax \
+	CDTL_PROFILE=full CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py --nbval-lax \
 	  --nbval-cell-timeout=7200 -p no:cacheprovider $(PYTEST_ARGS)
 	$(TIMINGS) record --profile full --machine cpu --cache _build/full/_build/.jupyter_cache
 

@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 RECORD_DIR = ROOT / "build" / "records"
 
-# chapters executed under nbval feed the book build (tests/nbval_cache.py)
-sys.path.insert(0, str(ROOT / "tests"))
+# chapters executed under nbval feed the book build (tests/support/nbval_cache.py)
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 pytest_plugins = ["nbval_cache"]
 
 os.environ.setdefault("CDTL_PROFILE", "smoke")

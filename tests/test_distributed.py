@@ -19,7 +19,7 @@ from cdtl.train import TrainConfig, fit
 pytestmark = pytest.mark.slow  # torchrun subprocesses on every test
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = Path(__file__).with_name("distributed_jobs.py")
+JOBS = ROOT / "tests" / "support" / "distributed_jobs.py"
 
 
 def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

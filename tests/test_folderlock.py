@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from own_data import CONFIGS, SLOW_KINDS, own_data
 from probes import ROOT, cli, cli_process, lock_held_elsewhere
-from test_runs import CONFIGS, SLOW_KINDS, own_data
 from toy_data import two_domains
 
 from cdtl import folderlock

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_runs import CONFIGS
+from own_data import CONFIGS
 
 from cdtl.train import set_seed
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # run every kind of CONFIGS on the hand-made two-domain set, each into OUT/<kind>
 RUN_KINDS = """
 import sys
-from test_runs import CONFIGS, own_data
+from own_data import CONFIGS, own_data
 from cdtl.experiments import run
 out = sys.argv[1]
 for kind in sys.argv[2:]:

@@ -1,8 +1,8 @@
 """The book as a reader gets it: built once per test session (smoke profile, warnings as errors) and served locally.
 
-In ``make test`` nbval has executed every chapter just before, and ``tests/nbval_cache.py``
+In ``make test`` nbval has executed every chapter just before, and ``tests/support/nbval_cache.py``
 has put those executions into the book's execution cache, so this build executes nothing:
-it renders what the tests ran. Run alone (``pytest tests/test_rendered.py``), it executes
+it renders what the tests ran. Run alone (``pytest tests/book/test_rendered.py``), it executes
 whatever the cache lacks, as ``make book`` would.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_transfer import toy
+from toy_data import two_domains as toy
 
 from cdtl.data import cold_start_split
 from cdtl.data.crossdomain import encode_split

@@ -11,7 +11,7 @@ import yaml
 from cdtl.cli import main
 from cdtl.experiments import ConfigError, format_table, load_config, resolve, run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "name": "tiny",
     "dataset": {"name": "movielens-100k"},

@@ -19,7 +19,7 @@ from typing import Any
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def book_cache_dir(profile: str) -> Path:

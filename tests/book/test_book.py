@@ -1,6 +1,6 @@
 """The book's shape: every chapter listed, the cells every chapter opens with, and a failing cell that fails the build.
 
-The book itself is built, with warnings as errors, and read in a browser by tests/test_rendered.py.
+The book itself is built, with warnings as errors, and read in a browser by tests/book/test_rendered.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import yaml
 
 from cdtl.nb import read_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def toc_pages() -> list[str]:

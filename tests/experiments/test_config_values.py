@@ -14,7 +14,7 @@ from cdtl.experiments.common import ConfigError
 from cdtl.experiments.registry import KINDS
 
 METRIC_KINDS = [kind for kind, module in KINDS.items() if "metrics" in importlib.import_module(module).DEFAULTS["evaluate"]]
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "cdtl" / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "cdtl" / "experiments"
 
 
 def test_every_kind_but_multitask_has_evaluate_metrics():

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_fetch import GOOD_ZIP, WHEEL, _zip_bytes, toy_registry  # noqa: F401  (fixture)
+from fetch_fixtures import GOOD_ZIP, WHEEL, _zip_bytes, toy_registry  # noqa: F401  (fixture)
 
 from cdtl.data import download as fetch_mod
 from cdtl.data import registry
 from cdtl.env import EnvError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Server:

@@ -1,7 +1,7 @@
 """Every page of the built book, opened in headless Chromium as a reader would, with no network.
 
 The book (smoke profile, warnings as errors) is built from the chapters nbval has just
-executed (tests/book_build.py) and served on 127.0.0.1; every request to any other host is
+executed (tests/support/book_build.py) and served on 127.0.0.1; every request to any other host is
 refused and reported. Each page must show its figures, rendered math, its tables, and no
 traceback, error, warning box, raw LaTeX or path of the machine that built it. Solutions
 start hidden and open on click. A full-page screenshot of one chapter is kept in

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+from pathlib import Path
 
 import pytest
 from notebooks import ROOT, chapter_records
@@ -65,10 +66,12 @@ RELATIONS = {
         ("bpr_by_hand_ndcg10", "==", "bpr_ndcg10"),  # run(config) is the loop trained by hand, step for step
     ],
 }
-# Later chapters keep their ranges next to this file, one module each: tests/expected_NN.py
+# Later chapters keep their ranges next to this file, one module each: tests/book/expected_NN.py
 # defines STEM (the notebook), EXPECTED ({profile: ranges}) and optionally RELATIONS.
-for _path in sorted((ROOT / "tests").glob("expected_*.py")):
-    _module = importlib.import_module(_path.stem)
+for _path in sorted(Path(__file__).parent.glob("expected_*.py")):
+    _spec = importlib.util.spec_from_file_location(_path.stem, _path)
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
     EXPECTED[_module.STEM] = _module.EXPECTED
     if getattr(_module, "RELATIONS", None):
         RELATIONS[_module.STEM] = _module.RELATIONS

@@ -12,7 +12,7 @@ import pytest
 from cdtl.data.amazon import amazon2023_urls, load_amazon2023
 from cdtl.data.tables import DataError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "amazon2023"
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures" / "amazon2023"
 CATS = ["All_Beauty", "Video_Games"]
 USER1 = "AFAKEUSER01XAMPLEQZ"
 

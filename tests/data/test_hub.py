@@ -18,7 +18,7 @@ from hub_server import ENTRY, HubServer, hub_source, release_files, sha256
 import cdtl.data
 from cdtl.data import download, hub, registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PINNED = "meta_Home_and_Kitchen.jsonl"
 
 

@@ -27,7 +27,7 @@ from cdtl.serve import schemas as S
 from cdtl.serve.pack import pack_bundle
 from cdtl.serve.server import ServiceProcess
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 SCORER = {"user": "mf", "history": "bridge"}  # a warm user's path, a new user's by source history
 
 
