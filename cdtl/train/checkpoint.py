@@ -9,6 +9,10 @@ Each tensor file carries the sha256 of its payload, and ``last.json`` the sha256
 content and the run's fingerprint (data, split, settings). Resuming checks all of them before
 anything is loaded: a damaged file is named (``CorruptFileError``), another run's checkpoint
 is refused with the keys that differ (``ResumeError``).
+
+This module knows the files, not the training loop: it saves and loads a ``Checkpoint`` of plain
+values (tensors and JSON), which ``TrainingState.to_checkpoint`` makes and ``TrainingState.restore``
+reads back.
 """
 
 from __future__ import annotations
@@ -17,17 +21,15 @@ import json
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from cdtl.io import CorruptFileError, atomic_write, bytes_hash, read_json
 from cdtl.tensorfile import DIGEST_KEY, load_tensors, read_header, save_tensors
-
-if TYPE_CHECKING:
-    from cdtl.train.loop import TrainingState
 
 PathLike = str | os.PathLike
 
@@ -131,31 +133,32 @@ def join_tensors(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 # --------------------------------------------------------------------------- checkpoints of the loop
 
 
+@dataclass
+class Checkpoint:
+    """One checkpoint as plain values: the weights, the optimizer's tensors, and the JSON-ready rest.
+
+    ``values`` is written to ``last.json`` as it is, in its order. The file layer reads four of its
+    keys: ``epoch`` (every file of a checkpoint records it), ``best_epoch`` (which ``best.safetensors``
+    must hold), ``fingerprint`` and ``config`` (the run's identity, compared when resuming); the rest
+    belongs to whoever made the checkpoint (``TrainingState.to_checkpoint``).
+    """
+
+    weights: Mapping[str, torch.Tensor]
+    optimizer: Mapping[str, torch.Tensor]
+    values: dict[str, Any]
+    best_weights: dict[str, torch.Tensor] | None = None  # read back when resuming; never written by save_checkpoint
+
+
 def _state_digest(saved: Mapping[str, Any]) -> str:
     return bytes_hash(json.dumps({k: v for k, v in saved.items() if k != "sha256"}, sort_keys=True).encode())
 
 
-def save_checkpoint(directory: Path, state: TrainingState, epoch: int) -> Path:
-    """Write last.safetensors, last_optimizer.safetensors and last.json (in that order) for `epoch`."""
-    optimizer_tensors: dict[str, torch.Tensor] = {}
-    optimizer_json = split_tensors(state.optimizer.state_dict(), "optimizer", optimizer_tensors)
-    save_tensors(directory / LAST_OPTIMIZER, safetensors_ready(optimizer_tensors), {"epoch": json.dumps(epoch)})
-    save_weights(state.model, directory / LAST_WEIGHTS, {"epoch": epoch})
-    result = state.result
-    saved = {
-        "epoch": epoch,
-        "history": result.history,
-        "best_metric": result.best_metric,
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "epochs_without_improvement": state.bad_epochs,
-        "config": state.config.to_dict(),
-        "fingerprint": dict(state.fingerprint),
-        "reference_loss": state.guard.reference,
-        "scheduler": state.schedule.state_dict(),
-        "optimizer": optimizer_json,
-        "grad_scaler": state.scaler.state_dict(),
-    }
+def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
+    """Write last_optimizer.safetensors, last.safetensors and last.json (in that order) for the checkpoint's epoch."""
+    header = {"epoch": json.dumps(checkpoint.values["epoch"])}
+    save_tensors(directory / LAST_OPTIMIZER, safetensors_ready(checkpoint.optimizer), header)
+    save_tensors(directory / LAST_WEIGHTS, safetensors_ready(checkpoint.weights), header)
+    saved = dict(checkpoint.values)
     saved["sha256"] = _state_digest(saved)
     atomic_write(directory / LAST_STATE, json.dumps(saved, indent=2))
     return directory / LAST_WEIGHTS
@@ -166,27 +169,34 @@ def _differences(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str, 
     return [f"{prefix}{key} ({saved.get(key)!r} -> {now.get(key)!r})" for key in keys if saved.get(key) != now.get(key)]
 
 
-def load_checkpoint(directory: Path, state: TrainingState) -> dict[str, Any] | None:
-    """Restore the model, optimizer, schedule and scaler of `state` from `directory`; None when there is nothing to resume.
+def _read_state(directory: Path, fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """last.json after checking its sha256, and that it is this run's: the fingerprint and settings that matter agree."""
+    state_path = directory / LAST_STATE
+    saved = read_json(state_path, what="checkpoint state", fix=START_OVER)
+    if not isinstance(saved, dict) or saved.get("sha256") != _state_digest(saved):
+        raise CorruptFileError(state_path, "checkpoint state is damaged or edited (its sha256 does not match)", START_OVER)
+    changed = _differences(saved["fingerprint"], fingerprint, "") + _differences(
+        saved["config"], config, "train.", RESUMABLE_CHANGES)
+    if changed:
+        raise ResumeError(f"the checkpoint in {directory} is of another run: " + ", ".join(changed)
+                          + f"; resuming would mix two runs. Restore those settings, or {START_OVER.split(': ', 1)[1]}")
+    return saved
+
+
+def load_checkpoint(directory: Path, fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> Checkpoint | None:
+    """The checkpoint in ``directory`` as plain values; None when there is nothing to resume.
 
     Every file is checked first (its sha256, and that all are of the same epoch), and the run
-    must be the same one: another fingerprint, or a changed setting that changes results,
-    raises ``ResumeError`` naming the keys; a damaged file raises ``CorruptFileError`` naming
-    it. Nothing is loaded into the model until every check has passed. Returns the saved loop
-    state (epoch, history, best epoch and metric, ...) with ``best_state``, the best epoch's weights.
+    must be the same one: another ``fingerprint``, or a changed setting in ``config`` (a
+    ``TrainConfig.to_dict()``) that changes results, raises ``ResumeError`` naming the keys; a
+    damaged file raises ``CorruptFileError`` naming it. Nothing is returned, so nothing can be
+    loaded into a model, until every check has passed; ``best_weights`` are the best epoch's.
     """
     state_path = directory / LAST_STATE
     if not state_path.is_file():
         warnings.warn(f"resume=True but {state_path} does not exist; training from scratch", stacklevel=4)
         return None
-    saved = read_json(state_path, what="checkpoint state", fix=START_OVER)
-    if not isinstance(saved, dict) or saved.get("sha256") != _state_digest(saved):
-        raise CorruptFileError(state_path, "checkpoint state is damaged or edited (its sha256 does not match)", START_OVER)
-    changed = _differences(saved["fingerprint"], state.fingerprint, "") + _differences(
-        saved["config"], state.config.to_dict(), "train.", RESUMABLE_CHANGES)
-    if changed:
-        raise ResumeError(f"the checkpoint in {directory} is of another run: " + ", ".join(changed)
-                          + f"; resuming would mix two runs. Restore those settings, or {START_OVER.split(': ', 1)[1]}")
+    saved = _read_state(directory, fingerprint, config)
     epoch = saved["epoch"]
     weights, weights_header = load_tensors(directory / LAST_WEIGHTS, what="checkpoint weights", fix=START_OVER)
     optimizer_tensors, optimizer_header = load_tensors(directory / LAST_OPTIMIZER, what="checkpoint optimizer state",
@@ -197,15 +207,11 @@ def load_checkpoint(directory: Path, state: TrainingState) -> dict[str, Any] | N
             f"checkpoint files in {directory} disagree (last.json: epoch {epoch}, weights: epoch {weights_epoch}, "
             f"optimizer: epoch {optimizer_epoch}); a save was interrupted. Delete the folder to start over."
         )
-    best_state = None
+    best_weights = None
     if saved["best_epoch"] is not None:
         best_path = directory / BEST_WEIGHTS
-        best_state, best_header = load_tensors(best_path, what="best weights", fix=START_OVER)
+        best_weights, best_header = load_tensors(best_path, what="best weights", fix=START_OVER)
         if json.loads(best_header.get("epoch", "null")) != saved["best_epoch"]:
             raise RuntimeError(f"{best_path} is not the best epoch {saved['best_epoch']} of {state_path}")
-    state.model.load_state_dict(weights)
-    state.optimizer.load_state_dict(join_tensors(saved["optimizer"], optimizer_tensors))
-    state.schedule.load_state_dict(saved["scheduler"])
-    if saved["grad_scaler"]:
-        state.scaler.load_state_dict(saved["grad_scaler"])
-    return {**saved, "best_state": best_state}
+    del saved["sha256"]
+    return Checkpoint(weights, optimizer_tensors, saved, best_weights)

@@ -25,7 +25,16 @@ from torch import nn
 
 from cdtl import distributed, progress
 from cdtl.progress import enabled, tqdm
-from cdtl.train.checkpoint import BEST_WEIGHTS, LAST_WEIGHTS, load_checkpoint, save_checkpoint, save_weights
+from cdtl.train.checkpoint import (
+    BEST_WEIGHTS,
+    LAST_WEIGHTS,
+    Checkpoint,
+    join_tensors,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+    split_tensors,
+)
 from cdtl.train.config import HISTORY_KEYS, TrainConfig, TrainResult
 from cdtl.train.device import choose_device, epoch_seeds, set_seed
 from cdtl.train.schedule import LRSchedule, improved, make_optimizer
@@ -119,19 +128,50 @@ class TrainingState:
                     use_amp, started, TrainResult(device=str(device)), fingerprint=dict(fingerprint or {}),
                     guard=LossGuard(config.divergence))
         if config.resume and config.checkpoint_dir is not None:  # TrainConfig refuses resume without a folder
-            saved = load_checkpoint(Path(config.checkpoint_dir), state)
+            saved = load_checkpoint(Path(config.checkpoint_dir), state.fingerprint, state.config.to_dict())
             if saved is not None:
-                state.guard.reference = saved["reference_loss"]
-                state.next_epoch = saved["epoch"] + 1
-                state.result.history = saved["history"]
-                state.result.best_epoch, state.result.best_metric = saved["best_epoch"], saved["best_metric"]
-                state.result.stopped_early = saved["stopped_early"]
-                state.bad_epochs = saved["epochs_without_improvement"]
-                state.best_state = saved["best_state"]
+                state.restore(saved)
                 state.last_checkpoint = Path(config.checkpoint_dir) / LAST_WEIGHTS
         if distributed.active():  # after resuming, so DDP starts every rank from the same weights
             state.step_loss = distributed.data_parallel(model)
         return state
+
+    def to_checkpoint(self, epoch: int) -> Checkpoint:
+        """The state at the end of ``epoch`` as plain values: weights, optimizer tensors, and JSON for the rest."""
+        optimizer_tensors: dict[str, torch.Tensor] = {}
+        optimizer_json = split_tensors(self.optimizer.state_dict(), "optimizer", optimizer_tensors)
+        result = self.result
+        values = {
+            "epoch": epoch,
+            "history": result.history,
+            "best_metric": result.best_metric,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "epochs_without_improvement": self.bad_epochs,
+            "config": self.config.to_dict(),
+            "fingerprint": dict(self.fingerprint),
+            "reference_loss": self.guard.reference,
+            "scheduler": self.schedule.state_dict(),
+            "optimizer": optimizer_json,
+            "grad_scaler": self.scaler.state_dict(),
+        }
+        return Checkpoint(self.model.state_dict(), optimizer_tensors, values)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Carry on from a checkpoint made by ``to_checkpoint``: weights, optimizer, schedule, scaler and loop counters."""
+        saved = checkpoint.values
+        self.model.load_state_dict(checkpoint.weights)
+        self.optimizer.load_state_dict(join_tensors(saved["optimizer"], checkpoint.optimizer))
+        self.schedule.load_state_dict(saved["scheduler"])
+        if saved["grad_scaler"]:
+            self.scaler.load_state_dict(saved["grad_scaler"])
+        self.guard.reference = saved["reference_loss"]
+        self.next_epoch = saved["epoch"] + 1
+        self.result.history = saved["history"]
+        self.result.best_epoch, self.result.best_metric = saved["best_epoch"], saved["best_metric"]
+        self.result.stopped_early = saved["stopped_early"]
+        self.bad_epochs = saved["epochs_without_improvement"]
+        self.best_state = checkpoint.best_weights
 
     def finish(self) -> TrainResult:
         """Put the best weights back (when a metric was monitored), switch to eval mode, time the run."""
@@ -235,7 +275,7 @@ def end_epoch(state: TrainingState, row: dict[str, float], log: Any) -> None:
                 log.add_scalar(key if key in HISTORY_KEYS else f"val/{key}", value, epoch)
     if state.config.checkpoint_dir is not None:  # rank 0 writes; every rank knows where
         directory = Path(state.config.checkpoint_dir)
-        state.last_checkpoint = (save_checkpoint(directory, state, epoch) if distributed.is_main()
+        state.last_checkpoint = (save_checkpoint(directory, state.to_checkpoint(epoch)) if distributed.is_main()
                                  else directory / LAST_WEIGHTS)
     if state.config.progress and enabled():
         tqdm.write(_summary(row))
