@@ -13,6 +13,7 @@ Layout (format version 1)::
     mf.safetensors           target-domain matrix factorisation (warm users)
     bridge.safetensors       the cold-user bridge and the transform of its text input
     fusion.safetensors       the fusion's gate, feature statistics and temperatures (optional)
+    sequential.safetensors   a next-item model that reads an ordered history (optional; cdtl.serve.sequential)
 
 Weights are safetensors, tables Parquet, settings JSON: nothing a reader executes.
 ``write_bundle`` writes the folder beside its destination and renames it into place, so a
@@ -46,8 +47,8 @@ SUPPORTED_VERSIONS = (1,)
 MANIFEST = "manifest.json"
 JSON_FILES = ("config.json", "serving.json")
 TABLES = ("users", "items")
-TENSOR_FILES = ("histories", "text", "mf", "bridge", "fusion")
-OPTIONAL = ("fusion",)
+TENSOR_FILES = ("histories", "text", "mf", "bridge", "fusion", "sequential")
+OPTIONAL = ("fusion", "sequential")
 HOLDS = {
     "config.json": "the experiment config the models were trained with",
     "serving.json": "how to serve: domains, scorers, fusion settings, the text encoder's identity",
@@ -58,6 +59,7 @@ HOLDS = {
     "mf.safetensors": "target-domain matrix factorisation for warm users",
     "bridge.safetensors": "the cold-user bridge and the transform of its text input",
     "fusion.safetensors": "the fusion gate, its feature statistics and temperatures",
+    "sequential.safetensors": "a next-item model that reads an ordered history of items of both domains",
 }
 
 

@@ -33,7 +33,7 @@ class ServiceMetrics:
         self.errors = Counter("cdtl_errors", "Answers with a 4xx or 5xx status", ["endpoint", "kind"], registry=r)
         self.served = Counter("cdtl_recommendations", "Recommendations by the user's path", ["scorer"], registry=r)
         self.fallbacks = Counter("cdtl_fallbacks", "Recommendations served by the fallback (popularity)", registry=r)
-        self.unknown_history = Counter("cdtl_unknown_history_items", "History ids that were not source items", registry=r)
+        self.unknown_history = Counter("cdtl_unknown_history_items", "History ids the scorer did not know (not used)", registry=r)
         self.items_added = Counter("cdtl_items_added", "Items added through POST /items", registry=r)
         self.reloads = Counter("cdtl_reloads", "Bundle reloads", ["outcome"], registry=r)
         self.store_reads = Counter("cdtl_store_reads", "Reads of the added-item store (start, reload, refresh, add)",

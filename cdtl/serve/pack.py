@@ -39,7 +39,9 @@ class Trained:
     ``source_len`` / ``target_len`` (n_users,) are the training interactions each user has
     in each domain (the fusion gate's inputs); ``seen`` (n_users, n_target_items) are the
     target items each known user has interacted with (left out of their recommendations);
-    ``popularity`` (n_target_items,) the training counts.
+    ``popularity`` (n_target_items,) the training counts. ``sequential``: an optional trained
+    next-item model over the source items then the target items (``cdtl.serve.sequential``),
+    built with the constructor arguments ``sequential_args``.
     """
 
     cd: Any  # cdtl.data.crossdomain.CrossDomainData
@@ -55,6 +57,8 @@ class Trained:
     fusion: Any = None  # cdtl.models.fusion.SoftmaxFusion over SCORERS, or None
     config: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+    sequential: Any = None  # cdtl.models.sequential.TextSASRec or SASRec, or None
+    sequential_args: dict[str, Any] | None = None
 
 
 def _csr(indptr: Any, indices: Any, prefix: str) -> dict[str, torch.Tensor]:
@@ -164,6 +168,11 @@ def pack_bundle(path: str | Path, trained: Trained, *, overwrite: bool = False) 
     }
     if t.fusion is not None:
         tensors["fusion"], serving["fusion"] = _fusion_tensors(t.fusion)
+    if t.sequential is not None:
+        from cdtl.serve.sequential import sequential_part
+
+        tensors["sequential"], serving["sequential"] = sequential_part(t.sequential, t.sequential_args or {},
+                                                                       torch.cat([source_text, target_text]))
     popularity = t.popularity.detach().cpu().numpy()
     if not np.array_equal(popularity, np.round(popularity)) or len(popularity) != cd.n_target_items:
         raise BundleError("popularity must be the target items' whole training counts (cdtl.evaluate.popularity_scores)")
@@ -177,6 +186,8 @@ def pack_bundle(path: str | Path, trained: Trained, *, overwrite: bool = False) 
                                "target_len": np.asarray(t.target_len, dtype=np.int64)})
     summary = {"users": cd.n_users, "source_items": cd.n_source_items, "target_items": cd.n_target_items,
                "warm_users": int((user_table["target_len"] > 0).sum()), **(t.summary or {})}
+    if t.sequential is not None:
+        summary["sequential"] = serving["sequential"]["model"]
     return write_bundle(path, config=t.config or {}, serving=serving, users=user_table, items=item_table,
                         tensors=tensors, summary=summary, overwrite=overwrite)
 

@@ -8,6 +8,11 @@
   those items;
 - anyone else: popularity, the declared fallback.
 
+A bundle with a sequential part (``cdtl.serve.sequential``) serves a brought history by its
+next-item model instead: the history is then ordered, oldest first, and may hold items of
+both domains; the model reads its ``max_len`` most recent known items (``scorer``:
+sequential). ``Recommender(bundle, sequential=False)`` serves the same bundle without it.
+
 With the bundle's fusion the three are not alternatives but parts: every scorer that can
 serve the user is fused with the per-user weights of chapter 07 (``cdtl.serve.parts``
 explains how the fused score stays one inner product, which the index searches). The
@@ -34,6 +39,7 @@ from cdtl.serve.bundle import Bundle
 from cdtl.serve.index import IndexSettings, ItemIndex
 from cdtl.serve.pack import SCORERS
 from cdtl.serve.parts import BlockStats, BridgeInput, Gate, build_bridge, query
+from cdtl.serve.sequential import SequentialScorer
 
 PATHS = {"mf": "mf", "lm_bridge": "bridge", "popularity": "fallback"}  # scorer -> the path it names in answers
 
@@ -53,7 +59,7 @@ class Recommendation:
     items: list[str]
     titles: list[str]
     scores: list[float]
-    scorer: str  # mf | bridge | fallback
+    scorer: str  # mf | bridge | sequential | fallback
     weights: dict[str, float]
     user: str | None = None
     unknown_items: list[str] = field(default_factory=list)
@@ -71,11 +77,12 @@ class Recommender:
     needed only for free text (``similar_items(text=...)``, ``add_item``). ``index``: how
     the catalogue is searched. ``scorers``: the scorers allowed to serve (default all);
     ``fusion=False`` or a subset of scorers serves each user by the first scorer in
-    ``mf, lm_bridge, popularity`` that can (a simpler system, e.g. a control arm).
+    ``mf, lm_bridge, popularity`` that can (a simpler system, e.g. a control arm);
+    ``sequential=False`` leaves out the bundle's sequential model, if it has one.
     """
 
     def __init__(self, bundle: Bundle, *, encoder: Any = None, index: IndexSettings | None = None,
-                 scorers: tuple[str, ...] | None = None, fusion: bool = True) -> None:
+                 scorers: tuple[str, ...] | None = None, fusion: bool = True, sequential: bool = True) -> None:
         self.bundle, self.encoder = bundle, encoder
         self.index_settings = index or IndexSettings()
         s, t = bundle.serving, bundle.tensors
@@ -126,6 +133,8 @@ class Recommender:
             self._scale[s_] = 1.0 / rms if rms > 0 else 1.0
         self.index = ItemIndex(matrix * self._scale, self.index_settings)
         self.text_index = ItemIndex(target_text.numpy(), self.index_settings)
+        # the next-item model for brought histories (cdtl.serve.sequential), if the bundle has one
+        self.sequential = SequentialScorer.from_bundle(bundle, self.index_settings) if sequential else None
         use_fusion = fusion and s.get("fusion") and "fusion" in t and set(s["fusion"]["scorers"]) <= set(self.scorers)
         self.gate = Gate(t["fusion"], s["fusion"]) if use_fusion else None
         self._added: list[dict[str, Any]] = []
@@ -232,7 +241,8 @@ class Recommender:
         """The top ``k`` target items for a known ``user`` id or a new user's source-domain ``history``.
 
         History items that are not source-domain items are reported in ``unknown_items``;
-        when none is left the user gets the fallback.
+        when none is left the user gets the fallback. With the bundle's sequential model the
+        history is ordered, oldest first, and read by it (``_sequential``).
         """
         if (user is None) == (history is None):
             raise RequestError("user", "give either a known 'user' id or a 'history' of source-domain items, not both")
@@ -243,6 +253,10 @@ class Recommender:
         else:
             if len(history) == 0:
                 raise RequestError("history", "is empty; list at least one source-domain item, or give a known user id")
+            if self.sequential is not None:
+                answer = self._sequential(history, k, exclude_seen)
+                if answer is not None:
+                    return answer
             rows, unknown = self.source_rows(history)
         if row is not None:
             q, offset, weights, path = self._known_query(row)
@@ -258,6 +272,17 @@ class Recommender:
                               scores=(values[0][keep] - offset).astype(float).tolist(), scorer=path,
                               weights=dict(weights), user=user, unknown_items=unknown,
                               history_used=0 if rows is None else len(rows))
+
+    def _sequential(self, history: list[str], k: int, exclude_seen: bool) -> Recommendation | None:
+        """The sequential model's answer for an ordered history, or None when it knows none of its items."""
+        rows, unknown = self.sequential.read(history)
+        if len(rows) == 0:
+            return None  # nothing to read: the fallback, as for a history of unknown ids
+        exclude = self.sequential.target_rows(rows) if exclude_seen else np.empty(0, np.int64)
+        values, found = self.sequential.search(rows, k, exclude)
+        return Recommendation(items=[self._item_ids[r] for r in found], titles=[self._titles[r] for r in found],
+                              scores=values.astype(float).tolist(), scorer="sequential", weights={"sequential": 1.0},
+                              unknown_items=unknown, history_used=len(rows))
 
     @torch.no_grad()
     def score_all(self, user_rows: Any) -> torch.Tensor:
@@ -344,6 +369,8 @@ class Recommender:
             self.stats.add(row_vector[None])
             self.index.add((row_vector * self._scale)[None])
             self.text_index.add(raw)
+            if self.sequential is not None:
+                self.sequential.add(item, raw[0])
             self._target_rows[item] = row  # last: from here on the item is found by id too
         return row
 

@@ -81,7 +81,10 @@ class RecommendRequest(_Strict):
     user: Id | None = Field(None, description="a known user id (warm, or known from the source domain)")
     history: list[Id] | None = Field(None, min_length=1, max_length=MAX_HISTORY,
                                      description=f"a new user's source-domain item ids (1 to {MAX_HISTORY}); ids that "
-                                                 "are not source-domain items are reported in unknown_items")
+                                                 "are not source-domain items are reported in unknown_items. A bundle "
+                                                 "with a sequential model reads it in order, oldest first, items of "
+                                                 "either domain, the most recent max_len of them (truncated from the "
+                                                 "left); ids of neither domain are reported in unknown_items")
     ratings: list[Union[StrictFloat, StrictInt]] | None = Field(
         None, description="optional, one per history item, on the dataset's rating scale; checked, and not used by the "
                           "bundled text bridge, which pools the history's texts unweighted as it was trained")
@@ -102,12 +105,14 @@ class RecommendResponse(BaseModel):
         "unknown_items": [], "history_used": 0, "bundle": "3f2a9c1e7b40"}]})
 
     user: str | None
-    scorer: Literal["mf", "bridge", "fallback"] = Field(
-        description="the user's path: mf (warm user), bridge (source history only), fallback (popularity)")
+    scorer: Literal["mf", "bridge", "sequential", "fallback"] = Field(
+        description="the user's path: mf (warm user), bridge (source history only), sequential (an ordered history, "
+                    "read by the bundle's next-item model), fallback (popularity)")
     weights: dict[str, float] = Field(description="the fusion weight of each scorer that served this user")
     items: list[ScoredItem]
-    unknown_items: list[str] = Field(description="history ids that are not source-domain items (not used)")
-    history_used: int = Field(description="history items the bridge read")
+    unknown_items: list[str] = Field(description="history ids the scorer does not know (not used): not source-domain "
+                                                 "items, or, for a sequential model, items of neither domain")
+    history_used: int = Field(description="history items the bridge or the sequential model read")
     bundle: str = Field(description="id of the bundle that answered")
 
 
