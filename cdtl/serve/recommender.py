@@ -278,7 +278,8 @@ class Recommender:
         rows, unknown = self.sequential.read(history)
         if len(rows) == 0:
             return None  # nothing to read: the fallback, as for a history of unknown ids
-        exclude = self.sequential.target_rows(rows) if exclude_seen else np.empty(0, np.int64)
+        seen = [self._target_rows.get(item, -1) for item in history] if exclude_seen else []
+        exclude = np.array([r for r in seen if r >= 0], dtype=np.int64)  # every target item brought, read or not
         values, found = self.sequential.search(rows, k, exclude)
         return Recommendation(items=[self._item_ids[r] for r in found], titles=[self._titles[r] for r in found],
                               scores=values.astype(float).tolist(), scorer="sequential", weights={"sequential": 1.0},

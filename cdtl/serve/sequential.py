@@ -131,10 +131,6 @@ class SequentialScorer:
         rows = [row for n, row in enumerate(rows) if n == 0 or row != rows[n - 1]]  # a back-to-back repeat, once
         return np.asarray(rows[-self.max_len:], dtype=np.int64), unknown
 
-    def target_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The target rows (``Recommender``'s item rows) of the catalogue ``rows`` that are target items."""
-        return rows[rows >= self.n_source] - self.n_source
-
     @torch.inference_mode()
     def query(self, rows: np.ndarray) -> np.ndarray:
         """(d,) the history's query: the last position's vector, normalised and over the temperature for the text model."""
