@@ -16,40 +16,46 @@ A bundle serves what chapter 07's fusion experiment trains, on the same split:
 
 ``export(config, out)`` takes a fusion config (``kind: fusion``) with an optional
 ``export:`` section (``bundle``: where to write it, ``fusion``: which fusion to serve,
-``overwrite``) and returns the bundle's path with everything the experiment trained and
+``overwrite``, ``sequential``: an optional next-item model for users who bring an ordered
+history, ``cdtl.experiments.export_sequential``) and returns the bundle's path with everything the experiment trained and
 measured, so a notebook can go on from there (an A/B replay on the same test users).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from cdtl import folderlock
 from cdtl.configfile import clip, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.encoders.text_encoder import TextEncoder
 from cdtl.env import cache_dir
-from cdtl.experiments import fusion, transfer
+from cdtl.experiments import export_sequential, fusion, transfer
 from cdtl.experiments.common import ConfigError
 from cdtl.serve.pack import SCORERS, Trained, pack_bundle
 
-EXPORT_DEFAULTS: dict[str, Any] = {"bundle": None, "fusion": "user", "overwrite": False}
+EXPORT_DEFAULTS: dict[str, Any] = {"bundle": None, "fusion": "user", "overwrite": False, "sequential": None}
 FUSIONS = ("user", "global", "uniform")
 
 
 @dataclass
 class Exported:
     """A written bundle and the experiment behind it: ``fitted`` is ``fit_all``'s output (split, scorers, fusion,
-    test metrics)."""
+    test metrics); ``trained`` what was packed; ``sequential`` the bundled next-item model's fit, if any
+    (``export_sequential.SequentialFit``: its per-user test metrics line up with ``test_metrics``)."""
 
     path: Path
     fitted: Any
     fusion: str
+    trained: Any = None
+    sequential: Any = None
 
     @property
     def test_metrics(self) -> dict[str, np.ndarray]:
@@ -74,6 +80,7 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         raise ConfigError(f"export.bundle must be a folder name, got {preview(settings['bundle'])}")
     if not isinstance(settings["overwrite"], bool):  # "no" must not replace a bundle
         raise ConfigError(f"export.overwrite must be true or false, got {preview(settings['overwrite'])}")
+    settings["sequential"] = export_sequential.resolve(settings["sequential"])
     if config.get("kind") != "fusion":
         raise ConfigError(f"a bundle is exported from a fusion experiment (kind: fusion, e.g. configs/fusion_ml1m.yaml); "
                           f"this config's kind is {preview(config.get('kind', 'single'))}")
@@ -141,8 +148,44 @@ def _export(experiment: dict[str, Any], settings: dict[str, Any], out: Path, ove
                       bridge=fitted.models["lm_bridge"], bridge_settings=lm,
                       popularity=popularity, source_len=fd.source_len, target_len=fd.target_len, seen=seen,
                       fusion=fitted.fusions[mode], config=cfg, summary=summary)
+    exported = Exported(path=out, fitted=fitted, fusion=mode, trained=trained)
+    if settings["sequential"] is not None:
+        return _pack_sequential(exported, settings["sequential"], out, overwrite)
+    exported.path = pack_bundle(out, trained, overwrite=overwrite)
+    return exported
+
+
+def _pack_sequential(exported: Exported, settings: dict[str, Any], out: Path, overwrite: bool) -> Exported:
+    """Train the next-item model ``settings`` describe on ``exported``'s split, then pack everything at ``out``."""
+    t, cd = exported.trained, exported.trained.cd
+    text = t.text.float()
+    catalogue = torch.cat([text[torch.as_tensor(cd.item_rows(cd.split.source))],
+                           text[torch.as_tensor(cd.item_rows(cd.split.target))]])
+    fitted = export_sequential.train_sequential(exported.fitted.cfg, exported.fitted.fd, catalogue, settings)
+    ndcg = fitted.per_user.get("ndcg@10")
+    summary = {**(t.summary or {}), "sequential_test_ndcg@10": None if ndcg is None else float(np.mean(ndcg))}
+    trained = dataclasses.replace(t, sequential=fitted.model, sequential_args=fitted.args, summary=summary)
     path = pack_bundle(out, trained, overwrite=overwrite)
-    return Exported(path=path, fitted=fitted, fusion=mode)
+    return dataclasses.replace(exported, path=path, trained=trained, sequential=fitted)
 
 
-__all__ = ["EXPORT_DEFAULTS", "FUSIONS", "Exported", "export", "split_config"]
+def add_sequential(exported: Exported, out: str | Path, section: dict[str, Any] | None = None, *,
+                   overwrite: bool = False) -> Exported:
+    """``exported``'s bundle again at ``out``, with a next-item model trained on the same split (nothing else retrained).
+
+    ``section`` is an ``export.sequential`` mapping (default ``{}``: the text SASRec with its defaults).
+    """
+    settings = export_sequential.resolve({} if section is None else section)
+    if exported.trained is None:
+        raise ValueError("this export kept no record of what it packed: export it again with this cdtl")
+    out = Path(out)
+    folderlock.claim(out, beside=True)
+    try:
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists; choose another folder or ask to overwrite it (--overwrite)")
+        return _pack_sequential(exported, settings, out, overwrite)
+    finally:
+        folderlock.release(out, beside=True)
+
+
+__all__ = ["EXPORT_DEFAULTS", "FUSIONS", "Exported", "add_sequential", "export", "split_config"]
