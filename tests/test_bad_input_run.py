@@ -164,8 +164,8 @@ def test_probe_unknown_language_model_offline_fails_before_any_data(capsys, monk
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # an offline machine
     monkeypatch.setattr(transfer, "prepare_data", lambda *a: pytest.fail("data loaded before the model was checked"))
-    cli(capsys, ["run", "transfer_ml100k", "--set", "lm.model=cdtl-tests/no-such-model"],
-        "lm.model: cannot load model 'cdtl-tests/no-such-model'", "hf download")
+    cli(capsys, ["run", "transfer_ml100k", "--set", "text.model=cdtl-tests/no-such-model"],
+        "text.model: cannot load model 'cdtl-tests/no-such-model'", "hf download")
 
 
 def test_probe_lr_written_1e_minus_3_is_a_number(capsys, tmp_path):

@@ -162,7 +162,7 @@ def test_no_error_formats_a_whole_value(value):
 
 
 @pytest.mark.parametrize("config", [{"model": {"name": "m" * 5000}}, {"evaluate": {"metrics": ["ndcg@10", "n" * 5000]}},
-                                    {"kind": "transfer", "lm": {"model": "x" * 5000}}, {"name": "r" * 5000}])
+                                    {"kind": "transfer", "text": {"model": "x" * 5000}}, {"name": "r" * 5000}])
 def test_text_longer_than_any_setting_is_refused_by_its_key(config):
     with pytest.raises(ConfigFileError, match=r"holds text of 5,000 characters, over the 4,096") as caught:
         registry.resolve(config)

@@ -21,6 +21,7 @@ from cdtl import distributed, folderlock
 from cdtl.configfile import ConfigFileError, apply_override, check_name, check_range, check_type, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
+from cdtl.experiments.sections import TextSection, renamed_key
 from cdtl.io import atomic_write
 from cdtl.models.batches import bpr_batches, rating_batches
 from cdtl.models.mf import MF
@@ -44,18 +45,23 @@ class OutputError(ValueError):
 # --------------------------------------------------------------------------- configuration
 
 
-def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "") -> dict[str, Any]:
+def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "", kind: str | None = None) -> dict[str, Any]:
     """``defaults`` updated by ``given`` section by section; an unknown key, a wrong type or a value out of range
-    (``check_type``, ``check_range``) is an error naming its dotted key."""
+    (``check_type``, ``check_range``) is an error naming its dotted key, and a renamed key names its new place
+    (``cdtl.experiments.sections.RENAMED``, for the kind ``defaults`` belongs to)."""
     out = copy.deepcopy(defaults)
+    kind = str(defaults.get("kind", "")) if kind is None else kind
     for key, value in given.items():
+        moved = renamed_key(kind, f"{where}{key}") if isinstance(key, str) else None
+        if moved is not None:
+            raise ConfigError(f"{where}{key} was renamed to {moved}: rename it in your config")
         if key not in defaults:
             raise ConfigError(f"unknown key {where}{preview(key) if not isinstance(key, str) else repr(key[:80])}; "
                               f"valid keys: {', '.join(sorted(defaults))}")
         if isinstance(defaults[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key!r} must be a mapping, got {preview(value)}")
-            out[key] = merge_config(defaults[key], value, f"{where}{key}.")
+            out[key] = merge_config(defaults[key], value, f"{where}{key}.", kind)
         else:
             try:
                 check_type(f"{where}{key}", value, defaults[key])
@@ -203,7 +209,7 @@ def train_mf(train: pd.DataFrame, n_users: int, n_items: int, config: TrainConfi
 #: how a text model reads items: the pretrained language model as it is, or its item tower tuned on training histories
 ENCODERS = ("frozen", "tuned")
 #: the language model and its text length (``model: null`` is the packaged all-MiniLM-L6-v2)
-TEXT = {"model": None, "max_length": 64, "encode_batch_size": 64}
+TEXT = TextSection.defaults()
 #: fine-tuning of the item tower (``cdtl.models.tuned_encoder``); max_users: a seeded sample of training users
 TUNING = {"epochs": 1, "batch_size": 64, "max_history": 20, "freeze_layers": 2, "max_users": None,
           "lr": 2.0e-5, "weight_decay": 0.01, "temperature": 0.05}

@@ -97,9 +97,10 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 def _encoder(cfg: dict[str, Any]) -> Any:
     """The text encoder the bridge's item vectors came from (cached on disk), built from the bridge's config."""
-    lm = transfer.resolve(cfg["lm_bridge"]["config"])["lm"]
-    return TextEncoder(lm["model"], pooling="mean", max_length=int(lm["max_length"]),
-                       batch_size=int(lm["encode_batch_size"]), cache_dir=cache_dir() / "embeddings"), lm
+    bridge = transfer.resolve(cfg["lm_bridge"]["config"])
+    text = bridge["text"]
+    return TextEncoder(text["model"], pooling="mean", max_length=int(text["max_length"]),
+                       batch_size=int(text["encode_batch_size"]), cache_dir=cache_dir() / "embeddings"), bridge["lm_bridge"]
 
 
 def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: bool | None = None,

@@ -38,13 +38,14 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sections import TextSection
 from cdtl.models.text_only import evaluate_cold_start, history_rows
 from cdtl.models.two_tower import LR, WEIGHT_DECAY, TwoTower, two_tower_batches
 from cdtl.nb import metric_table
 from cdtl.train import TrainConfig, fit, set_seed
 from cdtl.train.config import defaults as train_defaults
 
-TOWER_KEYS = ("max_length", "freeze_layers", "max_history", "user_pooling", "adaptor", "adaptor_dim", "n_experts",
+TOWER_KEYS = ("freeze_layers", "max_history", "user_pooling", "adaptor", "adaptor_dim", "n_experts",
               "dropout", "temperature")
 SYSTEMS = {"frozen": (False, False), "frozen_whitened": (False, True),  # name -> (fine-tuned, whitened)
            "finetuned": (True, False), "finetuned_whitened": (True, True)}
@@ -54,12 +55,13 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "dataset": {"name": "movielens-100k", "domains": "genre"},
     "protocol": {"source": "action", "target": "comedy", "cold_ratio": 0.2},
-    # language_model: a Hugging Face id or folder, None for the packaged all-MiniLM-L6-v2
-    "model": {"language_model": None, **constructor_defaults(TwoTower, *TOWER_KEYS)},
+    "model": constructor_defaults(TwoTower, *TOWER_KEYS),
+    # model: a Hugging Face id or folder, None for the packaged all-MiniLM-L6-v2
+    "text": TextSection.defaults(),
     # users: how many training histories fine-tune the tower (0: every user's)
     "batches": {"batch_size": 64, "users": 0, "logq": True},
     "train": {**train_defaults(), "epochs": 1, "lr": LR, "weight_decay": WEIGHT_DECAY},
-    "evaluate": {"metrics": ["ndcg@10", "recall@10"], "bootstrap": 1000, "whiten_dim": 32, "encode_batch_size": 64},
+    "evaluate": {"metrics": ["ndcg@10", "recall@10"], "bootstrap": 1000, "whiten_dim": 32},
 }
 
 
@@ -84,11 +86,11 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     """``config`` sized for a profile: its fine-tuning users, epochs, frozen layers, history and text lengths."""
     config = copy.deepcopy(config)
     model, batches = config.setdefault("model", {}), config.setdefault("batches", {})
-    model.update(max_length=profile.max_text_length, freeze_layers=profile.finetune_freeze_layers,
-                 max_history=profile.finetune_max_history)
+    model.update(freeze_layers=profile.finetune_freeze_layers, max_history=profile.finetune_max_history)
+    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
     batches.update(batch_size=profile.finetune_batch_size, users=profile.finetune_users)
     config.setdefault("train", {})["epochs"] = profile.finetune_epochs
-    config.setdefault("evaluate", {}).update(bootstrap=profile.bootstrap, encode_batch_size=profile.encode_batch_size)
+    config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     return config
 
 
@@ -120,17 +122,17 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             raise ConfigError(f"protocol.{role} {preview(proto[role])} is not a domain of {data.name}: {data.domains}")
     split = cold_start_split(data, proto["source"], proto["target"], proto["cold_ratio"], seed=cfg["seed"])
     texts = data.items["text"].tolist()
-    frozen = encode_items(data.items, model=m["language_model"], max_length=m["max_length"],
-                          batch_size=ev["encode_batch_size"])
+    text = TextSection.of(cfg["text"])
+    frozen = encode_items(data.items, **text.encoder_arguments())
     histories = training_histories(split, cfg["batches"]["users"], cfg["seed"])
 
     set_seed(cfg["seed"])
-    tower = TwoTower(m["language_model"], **{key: m[key] for key in TOWER_KEYS})
+    tower = TwoTower(text.model, max_length=int(text.max_length), **{key: m[key] for key in TOWER_KEYS})
     untrained = torch.nn.functional.cosine_similarity(tower.encode_items(texts[:64]), frozen[:64]).min()
     batches = two_tower_batches(tower, texts, histories, batch_size=cfg["batches"]["batch_size"],
                                 logq=cfg["batches"]["logq"])
     trained = fit(tower, batches, TrainConfig.from_dict({**cfg["train"], "seed": cfg["seed"]}))
-    tuned = tower.encode_items(texts, batch_size=ev["encode_batch_size"])
+    tuned = tower.encode_items(texts, batch_size=int(text.encode_batch_size))
 
     systems, frames = {}, []
     for name, (finetuned, whiten) in SYSTEMS.items():

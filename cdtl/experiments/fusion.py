@@ -56,6 +56,7 @@ from cdtl.experiments.fusion_training import (
     text_user_vectors,
     train_target_mf,
 )
+from cdtl.experiments.sections import TextSection
 from cdtl.models.fusion import MODES, POOLINGS, Scorer, SoftmaxFusion
 from cdtl.train import set_seed
 from cdtl.train.config import defaults as train_defaults
@@ -74,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "protocol": {"source": "action", "target": "comedy", "cold_ratio": 0.2, "warm_val": 0.1, "warm_test": 0.1},
     "scorers": ["mf", "text", "popularity"],
     "mf": {"dim": 64, "reg": 0.0, "n_negatives": 1, "batch_size": 1024, "train": dict(_TRAIN)},
-    "text": {"pooling": "mean", "whiten": True, "whiten_dim": 32, "max_text_length": 64, "encode_batch_size": 64},
+    "text": TextSection.defaults(pooling="mean", whiten=True, whiten_dim=32),
     # the bridge: a model name of the transfer comparison (cdtl.experiments.transfer.MODELS) and its config
     "lm_bridge": {"model": "lm_bridge", "config": {}},
     "fusion": {"modes": list(MODES), "pooling": "geometric", "calibrate": False, "hidden": 16,
@@ -142,8 +143,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     mf_train = config.setdefault("mf", {}).setdefault("train", {})
     mf_train["epochs"] = min(int(mf_train.get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
-    text = config.setdefault("text", {})
-    text["max_text_length"], text["encode_batch_size"] = profile.max_text_length, profile.encode_batch_size
+    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
     if "lm_bridge" in config.get("scorers", DEFAULTS["scorers"]):  # the bridge's own transfer config, sized alike
         from cdtl.experiments import transfer
 

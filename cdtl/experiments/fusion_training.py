@@ -11,6 +11,7 @@ import torch
 from cdtl.configfile import preview
 from cdtl.experiments.common import Popularity, rank_users, train_mf
 from cdtl.experiments.fusion_data import FusionData
+from cdtl.experiments.sections import TextSection
 from cdtl.models.fusion import Scorer, SoftmaxFusion, fusion_batches, gate_features, score_scales
 from cdtl.train import TrainConfig, TrainResult, fit, set_seed
 
@@ -72,7 +73,7 @@ def build_scorers(cfg: dict[str, Any], fd: FusionData) -> tuple[dict[str, Scorer
             from cdtl.models.text_only import TextOnly
 
             t = cfg["text"]
-            emb = encode_items(cd.split.data.items, max_length=t["max_text_length"], batch_size=t["encode_batch_size"])
+            emb = encode_items(cd.split.data.items, **TextSection.of(t).encoder_arguments())
             text = TextOnly(emb, text_user_vectors(fd, emb), candidates=cd.item_rows(cd.split.target),
                             whiten=t["whiten"], whiten_dim=t["whiten_dim"])
             scorers[name] = Scorer(name, text.score_all, items, (fd.source_len + fd.target_len) > 0)

@@ -62,6 +62,7 @@ from cdtl.experiments.multitask_data import (
     trivial_scorers,
 )
 from cdtl.experiments.multitask_report import format_table, table, versus_single
+from cdtl.experiments.sections import TextSection
 from cdtl.experiments.transfer import size as transfer_size
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, WEIGHTINGS, MultiTask, multitask_batches
 from cdtl.progress import enabled, tqdm
@@ -75,7 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "dataset": {"name": "movielens-100k", "domains": "genre"},
     "protocol": {"source": "action", "target": "comedy", "cold_ratio": 0.2, "source_holdout": 0.1,
                  "warm_holdout": 0.1},
-    "features": {"text": True, "max_text_length": 64, "encode_batch_size": 64},
+    "features": {"text": True},  # the items' text vectors as an input (read as the text section says)
+    "text": TextSection.defaults(),
     "tasks": ["source_rating", "target_rating", "target_click"],
     "model": {"dim": 32, "hidden": [64, 32], "tower": [16], "n_experts": 4, "n_specific": 1, "n_shared": 2,
               "levels": 1, "dropout": 0.0, "init_std": 0.01},

@@ -16,6 +16,7 @@ from cdtl.data.ids import interaction_matrix
 from cdtl.data.protocols import per_user_split
 from cdtl.evaluate import rating_report, report
 from cdtl.experiments.common import ConfigError, Popularity, rank_users, rate_pairs, rating_scale
+from cdtl.experiments.sections import TextSection
 from cdtl.models.multitask import KNOWN_TASKS, MultiTask
 
 # --------------------------------------------------------------------------- data
@@ -71,8 +72,7 @@ def prepare(cfg: dict[str, Any], data: Any = None) -> MultiTaskData:
     if cfg["features"]["text"]:
         from cdtl.encoders.catalogue import encode_items
 
-        emb = encode_items(data.items, max_length=cfg["features"]["max_text_length"],
-                           batch_size=cfg["features"]["encode_batch_size"])
+        emb = encode_items(data.items, **TextSection.of(cfg["text"]).encoder_arguments())
         item_text = torch.cat([emb[cd.item_rows(proto["source"])], emb[cd.item_rows(proto["target"])]])
     n_items = [cd.n_source_items, cd.n_target_items]
     train = {0: src_train, 1: tgt_train}

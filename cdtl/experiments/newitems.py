@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
     "knn": {"k": 10, "max_history": 100},
     "dropoutnet": {**_TRAIN, "dim": 64, "hidden": 256, "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
-    "lm": {**_TRAIN, **LM_BRIDGE},
+    "lm_bridge": {**_TRAIN, **LM_BRIDGE},
     "ptupcdr": {**_TRAIN, "hidden": 128, "max_history": 50},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "monitor": "ndcg@10", "bootstrap": 1000, "batch_size": 2048,
                  "per_user": True},
@@ -89,10 +89,10 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     tuned = cfg["tuned_models"]
     if tuned is not None and (not isinstance(tuned, list) or not set(tuned) <= set(TEXT_MODELS)):
         raise ConfigError(f"tuned_models must be null or a list of text models ({', '.join(TEXT_MODELS)}), got {preview(tuned)}")
-    if cfg["lm"]["pooling"] not in POOLINGS:
-        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm']['pooling'])}")
-    if cfg["lm"]["source_task"]:
-        raise ConfigError("lm.source_task is not part of the new-item comparison; leave it false")
+    if cfg["lm_bridge"]["pooling"] not in POOLINGS:
+        raise ConfigError(f"lm_bridge.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm_bridge']['pooling'])}")
+    if cfg["lm_bridge"]["source_task"]:
+        raise ConfigError("lm_bridge.source_task is not part of the new-item comparison; leave it false")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [0]")
     return cfg
@@ -104,7 +104,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     cfg = resolve(config)
     config["seeds"] = list(profile.seeds[:1])
     config.setdefault("protocol", {})["ratios"] = list(profile.new_item_ratios)
-    for section in ("mf", "dropoutnet", "lm", "ptupcdr"):
+    for section in ("mf", "dropoutnet", "lm_bridge", "ptupcdr"):
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
     size_text(config, profile)
     if cfg["dataset"]["name"].startswith("amazon"):

@@ -220,8 +220,8 @@ class NewItemBench:
             wrap = lambda m: FallbackScorer(m, self.has_history, self.prior)  # noqa: E731
             return self._served(self.fit(model, batches, d, wrap), self.has_history)
         if name in ("lm_bridge", "ptupcdr_lm"):
-            section = cfg["lm"] if name == "lm_bridge" else cfg["ptupcdr"]
-            model = build_lm_bridge(cd, vectors, cfg["lm"], "softmax", item_known=self.known)
+            section = cfg["lm_bridge"] if name == "lm_bridge" else cfg["ptupcdr"]
+            model = build_lm_bridge(cd, vectors, cfg["lm_bridge"], "softmax", item_known=self.known)
             if name == "ptupcdr_lm":
                 ptu = build_ptupcdr(cd, self.mf(self.split.source), self.mf(self.split.target), cfg["ptupcdr"],
                                     "softmax")

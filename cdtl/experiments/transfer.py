@@ -36,6 +36,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sections import TextSection
 from cdtl.experiments.transfer_models import (
     LM_BRIDGE,
     MODELS,
@@ -74,10 +75,10 @@ DEFAULTS: dict[str, Any] = {
     "ptupcdr": {**_BRIDGE, **constructor_defaults(PTUPCDR, "hidden"), "lr": 0.003, "rating_lr": 0.001, "patience": 5,
                 "ranking_loss": "softmax", "max_history": 50},
     "cmf": {**_MF, **constructor_defaults(CMF, "alpha"), "patience": 3, "rating_lr": 0.002, "rating_reg": 0.05},  # reg as in MF
-    # model (null: the packaged MiniLM), its text length, and encoder: frozen, or tuned on each split's training
-    # histories of both domains with the ``tuning`` settings (cdtl.models.tuned_encoder)
-    "lm": {**_BRIDGE, **LM_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax",
-           "model": None, "max_length": 64, "encode_batch_size": 64, "encoder": "frozen"},
+    "lm_bridge": {**_BRIDGE, **LM_BRIDGE, "lr": 0.003, "rating_lr": 0.001, "patience": 5, "ranking_loss": "softmax"},
+    # the language model (null: the packaged MiniLM), its text length, and encoder: frozen, or tuned on each split's
+    # training histories of both domains with the ``tuning`` settings (cdtl.models.tuned_encoder)
+    "text": TextSection.defaults(encoder="frozen"),
     "tuning": dict(TUNING),
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "per_user": True},
 }
@@ -93,13 +94,13 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"protocol.cold_ratios must lie strictly between 0 and 1, got {preview(ratio)}")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one seed, e.g. [0]")
-    for section in ("mapping", "ptupcdr", "lm"):
+    for section in ("mapping", "ptupcdr", "lm_bridge"):
         if cfg[section]["ranking_loss"] not in ("bpr", "softmax"):
             raise ConfigError(f"{section}.ranking_loss must be 'bpr' or 'softmax', got {preview(cfg[section]['ranking_loss'])}")
-    if cfg["lm"]["pooling"] not in POOLINGS:
-        raise ConfigError(f"lm.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm']['pooling'])}")
-    if cfg["lm"]["encoder"] not in ENCODERS:
-        raise ConfigError(f"lm.encoder must be one of {', '.join(ENCODERS)}, got {preview(cfg['lm']['encoder'])}")
+    if cfg["lm_bridge"]["pooling"] not in POOLINGS:
+        raise ConfigError(f"lm_bridge.pooling must be one of {', '.join(POOLINGS)}, got {preview(cfg['lm_bridge']['pooling'])}")
+    if cfg["text"]["encoder"] not in ENCODERS:
+        raise ConfigError(f"text.encoder must be one of {', '.join(ENCODERS)}, got {preview(cfg['text']['encoder'])}")
     return cfg
 
 
@@ -109,12 +110,11 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     cfg = resolve(config)
     config["seeds"] = list(profile.seeds)
     config.setdefault("protocol", {})["cold_ratios"] = list(profile.cold_ratios)
-    for section in ("mapping", "ptupcdr", "cmf", "lm"):
+    for section in ("mapping", "ptupcdr", "cmf", "lm_bridge"):
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
     for task in TASKS:
         config.setdefault("mf", {}).setdefault(task, {})["epochs"] = min(int(cfg["mf"][task]["epochs"]), profile.epochs)
-    config["lm"]["max_length"] = profile.max_text_length
-    config["lm"]["encode_batch_size"] = profile.encode_batch_size
+    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
     config["tuning"] = {**config.get("tuning", {}), **tuning_for(profile, config.get("tuning"))}
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     if cfg["dataset"]["name"].startswith("amazon"):  # the Amazon pair is sampled for quick profiles
@@ -129,10 +129,10 @@ def item_text_vectors(cfg: dict[str, Any], items: pd.DataFrame, train: pd.DataFr
                       seed: int = 0) -> tuple[torch.Tensor, dict[str, Any] | None]:
     """(the language-model vector of every item, row r for ``items`` row r; what tuning cost, or None).
 
-    With ``lm.encoder: tuned`` the item tower is fine-tuned on ``train`` (a split's training
+    With ``text.encoder: tuned`` the item tower is fine-tuned on ``train`` (a split's training
     interactions of both domains) first; both encoders are cached on disk.
     """
-    return item_vectors(cfg["lm"], items, cfg["lm"]["encoder"], tuning=cfg["tuning"], train=train, seed=seed)
+    return item_vectors(cfg["text"], items, cfg["text"]["encoder"], tuning=cfg["tuning"], train=train, seed=seed)
 
 
 def prepare_data(cfg: dict[str, Any], data: Any = None) -> Any:
@@ -186,11 +186,11 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     out = prepare_output(out_dir, overwrite)
     proto = cfg["protocol"]
     if any(m in cfg["models"] for m in TEXT_MODELS):
-        check_loadable(cfg["lm"]["model"], "lm.model")  # an unknown or unreachable model fails before any data
+        check_loadable(cfg["text"]["model"], "text.model")  # an unknown or unreachable model fails before any data
     data = prepare_data(cfg, data)
     check_cutoffs(cfg["evaluate"]["metrics"], int((data.items["domain"] == proto["target"]).sum()))
     needs_text = any(m in cfg["models"] for m in TEXT_MODELS)
-    tuned = cfg["lm"]["encoder"] == "tuned"
+    tuned = cfg["text"]["encoder"] == "tuned"
     text = item_text_vectors(cfg, data.items)[0] if needs_text and not tuned else None
     needs_source = any(m in cfg["models"] for m in SOURCE_MF_MODELS)
 

@@ -44,7 +44,7 @@ TEXT_MODELS = ("lm_bridge", "ptupcdr_lm", "lm_bridge_bpr")  # need the items' la
 SOURCE_MF_MODELS = ("emcdr_linear", "emcdr_mlp", "ptupcdr", "ptupcdr_lm")  # need the source domain's (BPR) MF
 RANKING_ONLY = ("popularity", "emcdr_linear_softmax", "lm_bridge_bpr")  # no rating version: they are about ranking losses
 POOLINGS = ("mean", "attention")  # how the LM bridge reads a user's source history
-#: the LM bridge's architecture (the ``lm`` section of every kind that trains one); pooling: mean | attention of the
+#: the LM bridge's architecture (the ``lm_bridge`` section of every kind that trains one); pooling: mean | attention of the
 #: source history (attention reads the max_history most recent items); source_task: also learn from every user's
 #: source history (leave-one-out next item)
 LM_BRIDGE = {"adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "item_bias": True, "whiten": False,
@@ -102,7 +102,7 @@ def source_user_text(cd: CrossDomainData, text: torch.Tensor) -> torch.Tensor:
 def build_lm_bridge(cd: CrossDomainData, text: torch.Tensor, lm: dict[str, Any], loss: str, *,
                     user_text: torch.Tensor | None = None, global_mean: float = 0.0,
                     rating_scale: tuple[float, float] | None = None, item_known: torch.Tensor | None = None) -> LMBridge:
-    """The LM bridge of an ``lm`` section (``LM_BRIDGE``'s keys) over item text vectors ``text`` (by item-table row).
+    """The LM bridge of an ``lm_bridge`` section (``LM_BRIDGE``'s keys) over item text vectors ``text`` (by item-table row).
 
     ``pooling: attention`` pools each user's ``max_history`` most recent source items with a
     learned attention instead of the mean; ``source_task`` adds the source domain's
@@ -253,7 +253,7 @@ class TransferTrainer:
 
     def lm_bridge(self, loss: str | None = None) -> LMBridge:
         mean = float(self.cd.target_train["rating"].mean()) if self.task == "rating" else 0.0
-        return build_lm_bridge(self.cd, self.text, self.cfg["lm"], loss or self.loss(self.cfg["lm"]),
+        return build_lm_bridge(self.cd, self.text, self.cfg["lm_bridge"], loss or self.loss(self.cfg["lm_bridge"]),
                                user_text=self.user_text(), global_mean=mean, rating_scale=self.scale)
 
     def ptupcdr(self) -> PTUPCDR:
@@ -289,15 +289,15 @@ class TransferTrainer:
             return self.with_fallback(self.fit_bridge(self.ptupcdr(), cfg["ptupcdr"]))
         if name == "lm_bridge":
             batches = None
-            if cfg["lm"]["source_task"]:  # the source task's batches interleaved with the target's
-                src, size = cd.source_train, int(cfg["lm"]["batch_size"])
+            if cfg["lm_bridge"]["source_task"]:  # the source task's batches interleaved with the target's
+                src, size = cd.source_train, int(cfg["lm_bridge"]["batch_size"])
                 batches = domain_batches(
                     softmax_batches(src["u"].to_numpy(), src["i"].to_numpy(), cd.n_source_items, size),
                     group_by_user(interaction_batches(self.bridge_train, cd.n_target_items, self.task, size,
-                                                      n_users=cd.n_users, loss=self.loss(cfg["lm"]))))
-            return self.with_fallback(self.fit_bridge(self.lm_bridge(), cfg["lm"], batches))
+                                                      n_users=cd.n_users, loss=self.loss(cfg["lm_bridge"]))))
+            return self.with_fallback(self.fit_bridge(self.lm_bridge(), cfg["lm_bridge"], batches))
         if name == "lm_bridge_bpr":
-            return self.with_fallback(self.fit_bridge(self.lm_bridge("bpr"), {**cfg["lm"], "ranking_loss": "bpr"}))
+            return self.with_fallback(self.fit_bridge(self.lm_bridge("bpr"), {**cfg["lm_bridge"], "ranking_loss": "bpr"}))
         if name == "ptupcdr_lm":
             both = PTUPCDRText(self.ptupcdr(), self.lm_bridge(self.loss(cfg["ptupcdr"])))
             return self.with_fallback(self.fit_bridge(both, cfg["ptupcdr"]))

@@ -18,7 +18,7 @@ def _toy_config() -> dict:
     config["protocol"].update(source="src", target="tgt", cold_ratio=0.3)
     config["mf"].update(dim=8, train={"optimizer": "adam", "lr": 0.05, "epochs": 3})
     config["fusion"].update(modes=["user"], train={"optimizer": "adam", "lr": 0.05, "epochs": 3})
-    config["lm_bridge"] = {"config": {"lm": {"dim": 8, "hidden": 16, "epochs": 3}}}
+    config["lm_bridge"] = {"config": {"lm_bridge": {"dim": 8, "hidden": 16, "epochs": 3}}}
     config["evaluate"].update(bootstrap=50)
     return config
 

@@ -10,7 +10,7 @@ from cdtl.data.tables import DataError, RecData
 from cdtl.experiments import ConfigError, fewshot, newitems
 
 FAST = {"mf": {"dim": 8, "epochs": 5, "batch_size": 64}, "dropoutnet": {"dim": 8, "hidden": 16, "epochs": 3, "batch_size": 64},
-        "lm": {"dim": 8, "hidden": 16, "epochs": 3, "batch_size": 64}, "ptupcdr": {"hidden": 16, "epochs": 3, "batch_size": 64},
+        "lm_bridge": {"dim": 8, "hidden": 16, "epochs": 3, "batch_size": 64}, "ptupcdr": {"hidden": 16, "epochs": 3, "batch_size": 64},
         "text": {"max_length": 16}, "evaluate": {"metrics": ["ndcg@3"], "monitor": "ndcg@3", "bootstrap": 20}}
 
 
@@ -80,7 +80,7 @@ def test_bad_input_fails_naming_the_cause():
 def test_few_shot_scores_every_model_at_every_shot():
     cfg = {"kind": "fewshot", "protocol": {"source": "src", "target": "tgt", "shots": [0, 1, 3], "eval_ratio": 0.3},
            "models": ["popularity", "target_knn", "content_knn", "two_tower"], "encoders": ["frozen"], **FAST}
-    cfg.pop("lm"), cfg.pop("ptupcdr")
+    cfg.pop("lm_bridge"), cfg.pop("ptupcdr")
     data = toy()
     data.interactions = data.interactions[~((data.interactions["domain"] == "src") & (data.interactions["user"] < "u30"))]
     res = fewshot.run(cfg, data=data)
@@ -119,7 +119,7 @@ def test_blend_ranks_as_its_base_at_beta_zero_and_as_the_text_when_beta_is_large
 def test_few_shot_blend_keeps_the_beta_of_the_best_validation_score():
     cfg = {"kind": "fewshot", "protocol": {"source": "src", "target": "tgt", "shots": [0, 1], "eval_ratio": 0.3},
            "models": ["target_knn", "blend"], "encoders": ["frozen"], "blend": {"betas": [0.0, 1.0, 5.0]}, **FAST}
-    cfg.pop("lm"), cfg.pop("ptupcdr")
+    cfg.pop("lm_bridge"), cfg.pop("ptupcdr")
     data = toy()
     data.interactions = data.interactions[~((data.interactions["domain"] == "src") & (data.interactions["user"] < "u30"))]
     res = fewshot.run(cfg, data=data)

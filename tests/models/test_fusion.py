@@ -246,7 +246,7 @@ def test_bridge_config_passes_through_and_size_caps_base_epochs():
 def test_the_language_model_bridge_is_a_config_switch_sized_like_the_rest():
     sized = comparison.size({"kind": "fusion", "scorers": ["mf", "lm_bridge", "popularity"]}, profile("smoke"))
     bridge = sized["lm_bridge"]["config"]
-    assert bridge["lm"]["epochs"] <= profile("smoke").epochs
-    assert bridge["lm"]["max_length"] == profile("smoke").max_text_length
+    assert bridge["lm_bridge"]["epochs"] <= profile("smoke").epochs
+    assert bridge["text"]["max_length"] == profile("smoke").max_text_length
     cfg = comparison.resolve(sized)
     assert cfg["scorers"] == ["mf", "lm_bridge", "popularity"] and cfg["lm_bridge"]["model"] == "lm_bridge"

@@ -28,7 +28,7 @@ CFG = {
     "ptupcdr": {"lr": 0.01, "epochs": 40, "patience": 40, "batch_size": 64, "hidden": 16},
     "cmf": {"dim": 8, "lr": 0.05, "rating_lr": 0.05, "epochs": 40, "patience": 40, "batch_size": 64, "rating_reg": 0.0},
     # rating_lr: at lr 0.01 the bridge underfits ratings in 40 epochs (RMSE 1.4-1.7 over seeds 0-5; 0.03-0.08 at 0.03)
-    "lm": {"lr": 0.01, "rating_lr": 0.03, "epochs": 40, "patience": 40, "batch_size": 64, "dim": 8, "hidden": 16,
+    "lm_bridge": {"lr": 0.01, "rating_lr": 0.03, "epochs": 40, "patience": 40, "batch_size": 64, "dim": 8, "hidden": 16,
            "dropout": 0.0},
     "evaluate": {"metrics": ["ndcg@5"], "bootstrap": 50},
 }
@@ -252,7 +252,7 @@ def test_lm_bridge_source_task_learns_from_source_histories():
 
 def test_lm_bridge_source_task_runs_in_the_comparison(implicit):
     cd, text = implicit
-    model = fit_model("lm_bridge", cd, {**CFG, "lm": {**CFG["lm"], "source_task": True}}, text=text)
+    model = fit_model("lm_bridge", cd, {**CFG, "lm_bridge": {**CFG["lm_bridge"], "source_task": True}}, text=text)
     ndcg = evaluate_users(model, cd, "test", "ranking", resolve(CFG))["ndcg@5"].mean()
     assert ndcg > 0.85
 
@@ -273,7 +273,7 @@ def test_a_model_scores_the_same_whatever_else_the_comparison_runs(tmp_path):
 
 def test_lm_bridge_attention_pooling_runs_in_the_comparison(implicit):
     cd, text = implicit
-    cfg = {**CFG, "lm": {**CFG["lm"], "pooling": "attention", "max_history": 3}}
+    cfg = {**CFG, "lm_bridge": {**CFG["lm_bridge"], "pooling": "attention", "max_history": 3}}
     for name in ("lm_bridge", "ptupcdr_lm"):
         scorer = fit_model(name, cd, cfg, text=text)
         bridge = scorer.model if name == "lm_bridge" else scorer.model.text
@@ -293,7 +293,7 @@ def test_tuned_encoder_reads_the_splits_training_interactions_only(monkeypatch):
         return TunedEncoder(text_vectors(data), 1.5, 0.5, False, int(train["user"].nunique()))
 
     monkeypatch.setattr(tuned_encoder, "tune_item_encoder", fake_tuning)
-    cfg = {**CFG, "models": ["lm_bridge"], "tasks": ["ranking"], "lm": {**CFG["lm"], "encoder": "tuned"},
+    cfg = {**CFG, "models": ["lm_bridge"], "tasks": ["ranking"], "text": {"encoder": "tuned"},
            "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]}, "tuning": {"max_users": 30}}
     result = run(cfg, data=data)
     split = result.data.split
@@ -305,17 +305,17 @@ def test_tuned_encoder_reads_the_splits_training_interactions_only(monkeypatch):
 
 
 def test_text_options_are_checked():
-    with pytest.raises(ConfigError, match="lm.pooling must be one of mean, attention"):
-        resolve({"lm": {"pooling": "max"}})
-    with pytest.raises(ConfigError, match="lm.encoder must be one of frozen, tuned"):
-        resolve({"lm": {"encoder": "finetuned"}})
+    with pytest.raises(ConfigError, match="lm_bridge.pooling must be one of mean, attention"):
+        resolve({"lm_bridge": {"pooling": "max"}})
+    with pytest.raises(ConfigError, match="text.encoder must be one of frozen, tuned"):
+        resolve({"text": {"encoder": "finetuned"}})
 
 
 @pytest.mark.slow
 def test_loss_swapped_rows_rank_only_and_what_models_recommend_is_measured():
     cfg = {**CFG, "protocol": {"source": "src", "target": "tgt", "cold_ratios": [0.5]},
            "mf": {t: {**CFG["mf"][t], "epochs": 5} for t in ("ranking", "rating")},
-           "mapping": {**CFG["mapping"], "epochs": 5}, "lm": {**CFG["lm"], "epochs": 5},
+           "mapping": {**CFG["mapping"], "epochs": 5}, "lm_bridge": {**CFG["lm_bridge"], "epochs": 5},
            "models": ["popularity", "emcdr_linear_softmax", "lm_bridge_bpr"], "tasks": ["ranking", "rating"]}
     data = toy(ratings=True)
     results = run(cfg, data=data)
