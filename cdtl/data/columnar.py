@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 import scipy.sparse
 
 from cdtl.data.ids import IdMap
@@ -91,8 +95,6 @@ def csr_matrix(u: np.ndarray, i: np.ndarray, n_users: int, n_items: int) -> scip
 
 
 def _read_arrow(path: Path, columns: list[str] | None = None) -> Any:
-    import pyarrow.csv as pv
-    import pyarrow.parquet as pq
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -110,8 +112,6 @@ def _read_arrow(path: Path, columns: list[str] | None = None) -> Any:
 
 def _string_column(table: Any, name: str, where: str) -> Any:
     """A column as one Arrow string array (ints are cast: ids are strings), refusing missing values."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if name not in table.column_names:
         raise DataError(f"{where}: missing column {name!r}; found columns {table.column_names}")
@@ -126,7 +126,6 @@ def _string_column(table: Any, name: str, where: str) -> Any:
 
 
 def _sorted_unique(column: Any) -> Any:
-    import pyarrow.compute as pc
 
     distinct = pc.unique(column)
     return pc.take(distinct, pc.sort_indices(distinct))  # byte order = Python's str order for UTF-8
@@ -134,7 +133,6 @@ def _sorted_unique(column: Any) -> Any:
 
 def _codes(column: Any, ids: Any, where: str, name: str, against: str = "the item table") -> np.ndarray:
     """int32 codes of ``column`` in the sorted ``ids``; a value outside them is a DataError with examples."""
-    import pyarrow.compute as pc
 
     codes = pc.index_in(column, value_set=ids)
     if codes.null_count:
@@ -149,7 +147,6 @@ def _id_map(ids: Any) -> IdMap:
 
 def _item_table(path: Path, rename: dict[str, str], has_domain: bool) -> tuple[Any, np.ndarray | None, tuple]:
     """(item ids sorted, each item's domain code or None, the domain names) from an item file; ids must be unique."""
-    import pyarrow.compute as pc
 
     item_table = _read_arrow(path)
     item_table = item_table.rename_columns([rename.get(c, c) for c in item_table.column_names])
@@ -180,7 +177,6 @@ def read_interactions(
     refused; without one, items are the distinct interacted ids. A repeated (user, item) pair is
     refused (the model sees each pair once). Only int32 arrays and the distinct ids remain in memory.
     """
-    import pyarrow as pa
 
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     path = Path(interactions)

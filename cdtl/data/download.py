@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 from cdtl import env
-from cdtl.data import hub, registry
+from cdtl.data import amazon_pair, hub, registry
 from cdtl.data.registry import DatasetSpec, Source
 from cdtl.data.tables import DataError
 from cdtl.env import CACHE_VAR, cache_dir
@@ -200,8 +200,6 @@ def local_dir(source: Source) -> Path:
 
 def _prepare_hub(spec: DatasetSpec, source: Source, downloads: Path, offline: bool, target: Path) -> None:
     """Download a hub source's files (each verified), prepare its tables and store them in one rename."""
-    from cdtl.data import amazon_pair
-
     files = hub.obtain(spec.name, source, downloads, offline, _download_url)
     settings = source.prepare or {}
     if settings.get("format") != "amazon2023-pair":

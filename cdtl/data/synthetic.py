@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 DOMAINS = ("A", "B")
 
@@ -42,10 +45,6 @@ class SyntheticData:
         Ids are ``u<code>`` and ``i<code>``, built by Arrow compute: no Python string per row.
         Each file is written to a temporary name and renamed into place.
         """
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
 

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from cdtl.encoders.text_encoder import TextEncoder
+from cdtl.env import cache_dir as data_cache_dir
 
 
 def encode_items(
@@ -33,8 +34,6 @@ def encode_items(
                          "compose item texts with cdtl.data.text.compose_item_text first")
     cache_dir = None
     if cache:
-        from cdtl.env import cache_dir as data_cache_dir
-
         cache_dir = data_cache_dir() / "embeddings"
     encoder = TextEncoder(model, pooling=pooling, max_length=max_length, batch_size=batch_size,
                           cache_dir=cache_dir, **options)

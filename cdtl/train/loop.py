@@ -364,7 +364,7 @@ def _tensorboard(log_dir: str | None):
     if log_dir is None:
         yield None
         return
-    try:
+    try:  # optional: the tensorboard package is only needed when log_dir asks for logs
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as err:
         raise ImportError(

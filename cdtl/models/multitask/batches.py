@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cdtl.data.ids import interaction_matrix
+from cdtl.models.batches import bpr_batches
 from cdtl.models.multitask.tasks import Task, check_tasks
 
 # --------------------------------------------------------------------------- batches
@@ -61,9 +63,6 @@ def multitask_batches(
     the model's task list (a batch's ``task`` column indexes it); a task without examples
     is simply never in a batch.
     """
-    from cdtl.data.ids import interaction_matrix
-    from cdtl.models.batches import bpr_batches
-
     tasks = check_tasks(tasks, len(n_items))
     names = [t.name for t in tasks]
     unknown = sorted(set(examples) - set(names))
