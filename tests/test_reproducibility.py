@@ -28,7 +28,7 @@ for kind in sys.argv[2:]:
 
 def _run_kinds(out: Path, hash_seed: str, threads: int, kinds: list[str]) -> None:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "OMP_NUM_THREADS": str(threads), "CDTL_PROGRESS": "off",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "support"), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", RUN_KINDS, str(out), *kinds], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"PYTHONHASHSEED={hash_seed}: {done.stderr[-3000:]}"

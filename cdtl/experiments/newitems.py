@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from cdtl.configfile import check_cutoffs, preview
 from cdtl.data import load
@@ -142,6 +143,43 @@ def encoders_of(cfg: dict[str, Any], name: str) -> list[str | None]:
     return [e for e in ENCODERS if e in cfg["encoders"] and (e != "tuned" or tuned)]
 
 
+def tune_encoder(bench: NewItemBench, cd: Any, split: Any, cfg: dict[str, Any], items: pd.DataFrame,
+                 seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(the item vectors of the language model tuned on this split's training histories, what tuning cost); with
+    ``tuning.validate`` the epoch whose vectors rank the validation users best (as the two-tower model scores them)."""
+    check = None
+    if cfg["tuning"]["validate"]:
+        recent = [h[-int(cfg["tuning"]["max_history"]):] for h in bench.history]
+        rows = bench.rows.numpy()
+        score = score_validation(lambda v: TextOnly(v, mean_pool(v, recent, empty="zeros"), candidates=rows).score_all,
+                                 cd, split, cfg)
+        check = lambda v: score(v)["val"]  # noqa: E731
+    return item_vectors(cfg["text"], items, "tuned", tuning=cfg["tuning"], train=split.train, seed=seed, validate=check)
+
+
+def score_cells(built: Any, row: dict[str, Any], cd: Any, split: Any,
+                ev: dict[str, Any]) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """(a result row per cell of the 2x2, the per-user tables) of one trained model: its test users scored once, a
+    new-item cell it cannot serve recorded as not served, and the validation users' means for choosing models."""
+    batch, seed = int(ev["batch_size"]), row["seed"]
+    scores = {w: scored_once(built.scorer.score_all, cd.held_out(w)["u"].to_numpy(), batch) for w in ("test", "val")}
+    rows, per_user = [], []
+    for cell in CELLS:
+        base = {**row, "cell": cell, "seconds": built.seconds, "users_on_fallback": built.users_on_fallback}
+        if cell.endswith("new") and not built.serves_new:
+            rows.append({**base, "served": False, "metrics": {}})
+            continue
+        out = evaluate_cell(scores["test"], cd, split, "test", cell, ev["metrics"], batch)
+        if out is None:
+            continue
+        values = {m: out[m] for m in ev["metrics"]}
+        val = evaluate_cell(scores["val"], cd, split, "val", cell, ev["metrics"], batch)  # never the test users
+        rows.append({**base, "served": True, "metrics": report(values, int(ev["bootstrap"]), seed),
+                     "validation": {m: float(np.mean(val[m])) for m in ev["metrics"]} if val else {}})
+        per_user.append(pd.DataFrame({**row, "cell": cell, "user": cd.users.decode(out["users"]), **values}))
+    return rows, per_user
+
+
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
         vectors: dict[str, Any] | None = None, overwrite: bool = False) -> Result:
     """Train every model at every new-item ratio and seed; score each cell of the 2x2 on the test users once.
@@ -172,15 +210,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
             splits.append(split.summary())
             bench = NewItemBench(cd, split, cfg, seed, {} if frozen is None else {"frozen": frozen})
             if any("tuned" in encoders_of(cfg, m) for m in text_models):
-                check = None
-                if cfg["tuning"]["validate"]:  # the epoch whose vectors rank the validation users best (two-tower)
-                    recent = [h[-int(cfg["tuning"]["max_history"]):] for h in bench.history]
-                    rows_ = bench.rows.numpy()
-                    score = score_validation(lambda v: TextOnly(v, mean_pool(v, recent, empty="zeros"),
-                                                                candidates=rows_).score_all, cd, split, cfg)
-                    check = lambda v: score(v)["val"]  # noqa: E731
-                bench.vectors["tuned"], cost = item_vectors(cfg["text"], data.items, "tuned", tuning=cfg["tuning"],
-                                                            train=split.train, seed=seed, validate=check)
+                bench.vectors["tuned"], cost = tune_encoder(bench, cd, split, cfg, data.items, seed)
                 tunings.append({**cost, "ratio": ratio})
             first = seed == cfg["seeds"][0] and ratio == proto["ratios"][0]
             if first:
@@ -190,25 +220,10 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                     built = bench.build(name, encoder)
                     if first:
                         kept.models[(name, encoder)] = built
-                    scores = {w: scored_once(built.scorer.score_all, cd.held_out(w)["u"].to_numpy(),
-                                             int(ev["batch_size"])) for w in ("test", "val")}
-                    for cell in CELLS:
-                        row = {"seed": seed, "ratio": ratio, "model": name, "encoder": encoder, "cell": cell,
-                               "seconds": built.seconds, "users_on_fallback": built.users_on_fallback}
-                        if cell.endswith("new") and not built.serves_new:
-                            rows.append({**row, "served": False, "metrics": {}})
-                            continue
-                        out = evaluate_cell(scores["test"], cd, split, "test", cell, ev["metrics"], int(ev["batch_size"]))
-                        if out is None:
-                            continue
-                        values = {m: out[m] for m in ev["metrics"]}
-                        # the validation users' score, for choosing among models: never the test users
-                        val = evaluate_cell(scores["val"], cd, split, "val", cell, ev["metrics"], int(ev["batch_size"]))
-                        rows.append({**row, "served": True, "metrics": report(values, int(ev["bootstrap"]), seed),
-                                     "validation": {m: float(np.mean(val[m])) for m in ev["metrics"]} if val else {}})
-                        if ev["per_user"]:
-                            per_user.append(pd.DataFrame({"seed": seed, "ratio": ratio, "model": name, "encoder": encoder,
-                                                          "cell": cell, "user": cd.users.decode(out["users"]), **values}))
+                    cells, users = score_cells(built, {"seed": seed, "ratio": ratio, "model": name, "encoder": encoder},
+                                               cd, split, ev)
+                    rows += cells
+                    per_user += users if ev["per_user"] else []
     summary = {"name": cfg["name"], "kind": "newitems", "config": cfg, "rows": rows, "splits": splits,
                "tuning": tunings, "versions": versions(), "wall_seconds": time.perf_counter() - started}
     table_per_user = pd.concat(per_user, ignore_index=True) if per_user else None

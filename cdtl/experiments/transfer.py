@@ -171,6 +171,37 @@ def validation_means(scorer: FallbackScorer, cd: CrossDomainData, task: str, cfg
     return {m: float(out["result"][m]) for m in RATING_METRICS}
 
 
+def make_split(data: Any, proto: dict[str, Any], ratio: float, seed: int) -> tuple[Any, CrossDomainData]:
+    """(the cold-start split at ``ratio`` and ``seed``, its cross-domain encoding)."""
+    split = cold_start_split(data, proto["source"], proto["target"], ratio, seed=seed, val_fraction=proto["val_fraction"])
+    return split, encode_split(split)
+
+
+def describe_split(split: Any, cd: CrossDomainData, seed: int) -> dict[str, Any]:
+    """What metrics.json says of one split: its counts, its encoding, and the cold users with no source history."""
+    cold = np.concatenate([cd.val_users, cd.test_users])
+    return {"seed": seed, **split.summary(), "encoded": cd.summary(),
+            "cold_users_without_source_history": int((~cd.has_source()[cold]).sum())}
+
+
+def run_task(trainer: TransferTrainer, cd: CrossDomainData, task: str, cfg: dict[str, Any],
+             row: dict[str, Any]) -> tuple[list[dict[str, Any]], list[pd.DataFrame], dict[str, FallbackScorer]]:
+    """(a result row per model, the per-user tables, the trained scorers) of every model of one task in one split:
+    each trained, scored once on the test cold users, and read on the validation cold users for choosing models."""
+    rows, per_user, scorers = [], [], {}
+    for name in cfg["models"]:
+        if task == "rating" and name in RANKING_ONLY:
+            continue  # popularity and the loss-swapped rows rank, they do not predict ratings
+        tick = time.perf_counter()
+        scorers[name] = scorer = trainer.build(name)
+        metrics, values = score_model(scorer, cd, task, cfg, row["seed"])
+        rows.append({**row, "model": name, "seconds": time.perf_counter() - tick, "metrics": metrics,
+                     "validation": validation_means(scorer, cd, task, cfg)})
+        if cfg["evaluate"]["per_user"]:
+            per_user.append(pd.DataFrame({**row, "model": name, "user": cd.users.decode(values.pop("users")), **values}))
+    return rows, per_user, scorers
+
+
 def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, data: Any = None,
         overwrite: bool = False) -> Result:
     """Run every model at every cold ratio and seed; return the ``Result`` (and write metrics.json, per_user.csv).
@@ -193,21 +224,12 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     tuned = cfg["text"]["encoder"] == "tuned"
     text = item_text_vectors(cfg, data.items)[0] if needs_text and not tuned else None
     needs_source = any(m in cfg["models"] for m in SOURCE_MF_MODELS)
-
-    rows: list[dict[str, Any]] = []
-    per_user: list[pd.DataFrame] = []
-    kept = Result({})
-    splits: list[dict[str, Any]] = []
-    tunings: list[dict[str, Any]] = []
+    rows, per_user, splits, tunings, kept = [], [], [], [], Result({})
     for seed in cfg["seeds"]:
         source_mfs: dict[str, MF] = {}  # the source MF does not depend on the cold ratio: train it once per seed
         for ratio in proto["cold_ratios"]:
-            split = cold_start_split(data, proto["source"], proto["target"], ratio, seed=seed,
-                                     val_fraction=proto["val_fraction"])
-            cd = encode_split(split)
-            cold = np.concatenate([cd.val_users, cd.test_users])
-            splits.append({"seed": seed, **split.summary(), "encoded": cd.summary(),
-                           "cold_users_without_source_history": int((~cd.has_source()[cold]).sum())})
+            split, cd = make_split(data, proto, ratio, seed)
+            splits.append(describe_split(split, cd, seed))
             first_cell = seed == cfg["seeds"][0] and ratio == proto["cold_ratios"][0]
             if needs_text and tuned:  # tuned on this split's training interactions: no cold user's target history
                 text, cost = item_text_vectors(cfg, data.items, split.train, seed)
@@ -218,20 +240,12 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
                                                        cfg["mf"][task], seed,
                                                        rating_scale(cd) if task == "rating" else None)
                 trainer = TransferTrainer(cd, task, cfg, seed, source_mfs.get(task), text)
-                for name in cfg["models"]:
-                    if task == "rating" and name in RANKING_ONLY:
-                        continue  # popularity and the loss-swapped rows rank, they do not predict ratings
-                    tick = time.perf_counter()
-                    scorer = trainer.build(name)
-                    metrics, values = score_model(scorer, cd, task, cfg, seed)
-                    rows.append({"seed": seed, "cold_ratio": ratio, "task": task, "model": name,
-                                 "seconds": time.perf_counter() - tick, "metrics": metrics,
-                                 "validation": validation_means(scorer, cd, task, cfg)})
-                    if cfg["evaluate"]["per_user"]:
-                        per_user.append(pd.DataFrame({"seed": seed, "cold_ratio": ratio, "task": task, "model": name,
-                                                      "user": cd.users.decode(values.pop("users")), **values}))
-                    if first_cell:
-                        kept.data, kept.models[(task, name)] = cd, scorer
+                cell, users, scorers = run_task(trainer, cd, task, cfg, {"seed": seed, "cold_ratio": ratio, "task": task})
+                rows += cell
+                per_user += users
+                if first_cell:
+                    kept.data = cd
+                    kept.models.update({(task, name): scorer for name, scorer in scorers.items()})
     summary = {
         "name": cfg["name"],
         "kind": "transfer",
