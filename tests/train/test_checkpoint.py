@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
-from train_toy import BATCHES, DATA, equal_weights, make_model, quick, same_weights, weights
+from train_toy import BATCHES, DATA, equal_weights, make_model, quick, same_weights, validation_mse, weights
 
-from cdtl.train import fit, load_weights, save_weights
-from cdtl.train.checkpoint import join_tensors, split_tensors
+from cdtl.tensorfile import DIGEST_KEY
+from cdtl.train import ResumeError, TrainingState, fit, load_weights, save_weights
+from cdtl.train.checkpoint import Checkpoint, join_tensors, load_checkpoint, save_checkpoint, split_tensors
 
 # --------------------------------------------------------------------------- checkpoints
 
@@ -109,6 +112,78 @@ def test_checkpoints_are_safetensors_and_json_only(tmp_path):
     assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.05)
     for path in tmp_path.glob("*.safetensors"):
         assert not path.read_bytes().startswith(b"\x80")  # a pickle stream starts with the PROTO opcode
+
+
+# the keys of last.json, in the order they are written: a checkpoint from any earlier cdtl has exactly these
+LAST_JSON_KEYS = ["epoch", "history", "best_metric", "best_epoch", "stopped_early", "epochs_without_improvement",
+                  "config", "fingerprint", "reference_loss", "scheduler", "optimizer", "grad_scaler", "sha256"]
+
+
+def _header(path):
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata())
+
+
+def test_the_checkpoint_files_keep_their_layout(tmp_path):
+    scores = iter([0.3, 0.4])
+    fit(make_model(), BATCHES, quick(epochs=2, optimizer="adam", scheduler="plateau", checkpoint_dir=str(tmp_path),
+                                     monitor="auc"), lambda m: {"auc": next(scores)}, fingerprint={"data": "toy"})
+    saved = json.loads((tmp_path / "last.json").read_text())
+    assert list(saved) == LAST_JSON_KEYS
+    assert saved["fingerprint"] == {"data": "toy"} and saved["epochs_without_improvement"] == 0
+    assert [row["epoch"] for row in saved["history"]] == [0, 1] and saved["stopped_early"] is False
+    assert set(saved["scheduler"]) == {"plateau_scale", "plateau_best", "plateau_bad_epochs"}
+    assert set(saved["optimizer"]) == {"state", "param_groups"}
+    assert [key for key, _ in saved["optimizer"]["state"]["__items__"]] == [0, 1]  # int keys, kept as pairs
+    assert saved["optimizer"]["state"]["__items__"][0][1]["exp_avg"] == {"__tensor__": "optimizer.state.0.exp_avg"}
+    assert saved["optimizer"]["param_groups"][0]["betas"] == {"__tuple__": [0.9, 0.999]}
+    assert saved["grad_scaler"] == {}  # no mixed precision on a CPU
+    assert {name: set(_header(tmp_path / name)) for name in ("last.safetensors", "last_optimizer.safetensors",
+                                                             "best.safetensors")} == {
+        "last.safetensors": {"epoch", DIGEST_KEY}, "last_optimizer.safetensors": {"epoch", DIGEST_KEY},
+        "best.safetensors": {"epoch", "monitor", "value", DIGEST_KEY}}
+    assert json.loads(_header(tmp_path / "last.safetensors")["epoch"]) == 1
+    assert json.loads(_header(tmp_path / "last_optimizer.safetensors")["epoch"]) == 1
+    assert set(load_file(str(tmp_path / "last.safetensors"))) == {"linear.weight", "linear.bias"}
+    assert set(load_file(str(tmp_path / "last_optimizer.safetensors"))) == {
+        f"optimizer.state.{i}.{key}" for i in (0, 1) for key in ("step", "exp_avg", "exp_avg_sq")}
+
+
+def test_a_checkpoint_written_by_fit_restores_a_new_state_that_writes_it_back_unchanged(tmp_path):
+    config = quick(epochs=3, optimizer="adam", scheduler="plateau", monitor="mse", mode="min", patience=1,
+                   checkpoint_dir=str(tmp_path))
+    trained = make_model(dropout=0.1)
+    result = fit(trained, BATCHES, config, validation_mse, fingerprint={"data": "toy"})
+    checkpoint = load_checkpoint(tmp_path, {"data": "toy"}, config.to_dict())
+    assert checkpoint.values["epoch"] == 2 and "sha256" not in checkpoint.values
+
+    state = TrainingState.start(make_model(dropout=0.1, seed=7), replace(config, checkpoint_dir=None), {"data": "toy"})
+    assert not same_weights(weights(state.model), load_file(str(tmp_path / "last.safetensors")))
+    state.restore(checkpoint)
+    assert state.next_epoch == 3 and state.result.best_epoch == result.best_epoch
+    assert state.result.history == json.loads((tmp_path / "last.json").read_text())["history"]
+    assert equal_weights(weights(state.model), load_file(str(tmp_path / "last.safetensors")))
+    assert equal_weights(state.best_state, weights(trained))  # fit left the best weights in the model
+
+    again = state.to_checkpoint(2)
+    assert json.loads(json.dumps(again.values)) == {**checkpoint.values, "config": replace(config, checkpoint_dir=None)
+                                                    .to_dict()}
+    assert equal_weights(dict(again.weights), checkpoint.weights)
+    assert equal_weights(dict(again.optimizer), checkpoint.optimizer)
+
+
+def test_the_checkpoint_module_saves_and_loads_plain_values(tmp_path):
+    values = {"epoch": 4, "best_epoch": None, "config": {"lr": 0.1, "epochs": 5}, "fingerprint": {"data": "x"},
+              "anything": [1, "two", {"three": 3.0}]}
+    save_checkpoint(tmp_path, Checkpoint({"w": torch.arange(3.0)}, {"opt.m": torch.ones(2)}, values))
+    back = load_checkpoint(tmp_path, {"data": "x"}, {"lr": 0.1, "epochs": 9})  # more epochs: the same run
+    assert back.values == values and back.best_weights is None
+    assert torch.equal(back.weights["w"], torch.arange(3.0)) and torch.equal(back.optimizer["opt.m"], torch.ones(2))
+    assert list(json.loads((tmp_path / "last.json").read_text())) == [*values, "sha256"]
+    with pytest.raises(ResumeError, match=r"train\.lr \(0\.1 -> 0\.2\)"):
+        load_checkpoint(tmp_path, {"data": "x"}, {"lr": 0.2, "epochs": 5})
+    with pytest.raises(ResumeError, match=r"data \('x' -> 'y'\)"):
+        load_checkpoint(tmp_path, {"data": "y"}, {"lr": 0.1, "epochs": 5})
 
 
 def test_optimizer_state_round_trips_exactly():
