@@ -16,8 +16,6 @@ from cdtl.experiments.common import Popularity
 from cdtl.experiments.transfer import MODELS, fit_model, resolve, run
 from cdtl.experiments.transfer import beyond_accuracy_table as transfer_beyond
 from cdtl.experiments.transfer_models import FallbackScorer, evaluate_users
-from cdtl.models.mf import MF
-from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser
 
 toy = two_domains  # the hand-made two-domain set of tests/toy_data.py
 
@@ -77,37 +75,6 @@ def test_transfer_predicts_cold_ratings_better_than_the_mean_user(explicit, name
     assert pred.min() >= 1.0 and pred.max() <= 5.0  # clamped into the rating scale
 
 
-def test_mean_user_is_the_average_warm_user():
-    mf = MF(5, 3, 4, loss="bpr")
-    model = MeanUser(mf, np.array([0, 1]))
-    u, b = model.user_side(torch.tensor([3, 4]))
-    assert torch.allclose(u[0], mf.user_emb.weight[:2].mean(0)) and torch.equal(u[0], u[1])
-    with pytest.raises(ValueError, match="warm is empty"):
-        MeanUser(mf, np.array([], dtype=int))
-
-
-def test_bridges_train_only_the_bridge():
-    src, tgt = MF(6, 4, 3, loss="bpr"), MF(6, 5, 3, loss="bpr")
-    emcdr = EMCDR(src, tgt, mapping="linear")
-    assert {n for n, _ in emcdr.named_parameters()} == {"mapping.weight", "mapping.bias"}
-    hist, mask = torch.zeros(6, 2, dtype=torch.long), torch.ones(6, 2, dtype=torch.bool)
-    ptu = PTUPCDR(src, tgt, hist, mask)
-    assert all(n.split(".")[0] in ("attention", "meta", "bias_head") for n, _ in ptu.named_parameters())
-    assert ptu.bridges(torch.tensor([0, 1])).shape == (2, 3, 3)
-    with pytest.raises(ValueError, match="mapping must be one of"):
-        EMCDR(src, tgt, mapping="cubic")
-    with pytest.raises(ValueError, match="same user index"):
-        EMCDR(src, MF(7, 5, 3), mapping="linear")
-
-
-def test_ptupcdr_user_without_history_gets_a_finite_vector():
-    src, tgt = MF(3, 4, 3, loss="bpr"), MF(3, 5, 3, loss="bpr")
-    hist = torch.tensor([[1, 2], [0, 0], [3, 0]])
-    mask = torch.tensor([[True, True], [False, False], [True, False]])
-    u, b = PTUPCDR(src, tgt, hist, mask).user_side(torch.arange(3))
-    assert torch.isfinite(u).all() and torch.isfinite(b).all()
-
-
 def test_scorer_gives_users_without_source_history_the_fallback():
     class Const:
         def score_all(self, users):
@@ -117,21 +84,6 @@ def test_scorer_gives_users_without_source_history_the_fallback():
     scorer = FallbackScorer(Const(), np.array([True, False, True]), pop)
     scores = scorer.score_all(torch.tensor([0, 1, 2]))
     assert torch.equal(scores[1], pop.counts) and torch.equal(scores[0], torch.ones(4))
-
-
-def test_cmf_shares_user_factors_across_domains():
-    model = CMF(4, 3, 5, dim=2, loss="mse", alpha=0.5)
-    batch = {"user": torch.tensor([0]), "item": torch.tensor([1]), "rating": torch.tensor([4.0]), "domain": torch.tensor(0)}
-    model.loss(batch).backward()
-    assert model.user_emb.weight.grad[0].abs().sum() > 0  # a source rating moves the shared user vector
-    assert model.items[1].weight.grad is None or model.items[1].weight.grad.abs().sum() == 0
-    with pytest.raises(ValueError, match="alpha"):
-        CMF(4, 3, 5, alpha=1.0)
-
-
-def test_lm_bridge_rejects_mismatched_text():
-    with pytest.raises(ValueError, match="share D"):
-        LMBridge(torch.zeros(5, 8), torch.zeros(3, 4))
 
 
 def test_config_errors_name_the_choices():
@@ -217,37 +169,6 @@ def test_bridge_only_sample_keeps_users_of_both_domains():
     data = RecData("toy", pd.concat([data.interactions, extra], ignore_index=True), data.items)
     small = sample_users(data, 1000, seed=0, bridge_only=True)
     assert "solo" not in set(small.interactions["user"]) and small.interactions["user"].nunique() == N_USERS
-
-
-def test_group_by_user_keeps_each_users_rows_together():
-    from cdtl.models.batches import group_by_user, rating_batches
-
-    users = np.repeat(np.arange(6), 4)
-    batches = group_by_user(rating_batches(users, np.arange(24) % 5, np.ones(24, dtype=np.float32), batch_size=8))
-    seen = [b["user"].tolist() for b in batches(0, torch.Generator().manual_seed(0))]
-    flat = [u for b in seen for u in b]
-    assert sorted(flat) == sorted(users.tolist())
-    changes = sum(1 for a, b in zip(flat, flat[1:]) if a != b)
-    assert changes == 5  # six users, each in one run of rows
-
-
-def test_lm_bridge_source_task_learns_from_source_histories():
-    text = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
-    source_text, counts = text[:4], torch.tensor([2.0, 1.0, 3.0])
-    users_text = torch.stack([source_text[[0, 1]].mean(0), source_text[2], source_text[[1, 2, 3]].mean(0)])
-    model = LMBridge(text[4:], users_text, dim=4, hidden=8, dropout=0.0, source_text=source_text, source_counts=counts,
-                     loss="softmax")
-    batch = {"user": torch.tensor([0, 1, 2, 2]), "item": torch.tensor([0, 2, 1, 3]), "domain": torch.tensor(0)}
-    loss = model.loss(batch)
-    loss.backward()
-    assert torch.isfinite(loss) and model.user_tower[0].weight.grad.abs().sum() > 0
-    plain = LMBridge(text[4:], users_text, dim=4, hidden=8)
-    with pytest.raises(ValueError, match="source task"):
-        plain.loss(batch)
-    with pytest.raises(ValueError, match="come together"):
-        LMBridge(text[4:], users_text, source_text=source_text)
-    alone = {"user": torch.tensor([1]), "item": torch.tensor([2]), "domain": torch.tensor(0)}
-    assert model.loss(alone).item() == 0.0  # a user with a single source item has no rest to predict it from
 
 
 def test_lm_bridge_source_task_runs_in_the_comparison(implicit):
