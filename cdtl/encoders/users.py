@@ -31,31 +31,31 @@ from torch import Tensor, nn
 from cdtl.data.histories import EMPTY, Histories, check_empty, history_csr, pad_histories
 
 
-def _check_item_emb(item_emb: Tensor) -> None:
-    if not isinstance(item_emb, Tensor) or item_emb.dim() != 2:
-        got = tuple(item_emb.shape) if isinstance(item_emb, Tensor) else type(item_emb).__name__
-        raise ValueError(f"item_emb must be a 2-D tensor (n_items, d), got {got}")
+def _check_item_emb(item_text: Tensor) -> None:
+    if not isinstance(item_text, Tensor) or item_text.dim() != 2:
+        got = tuple(item_text.shape) if isinstance(item_text, Tensor) else type(item_text).__name__
+        raise ValueError(f"item_text must be a 2-D tensor (n_items, d), got {got}")
 
 
 # --------------------------------------------------------------------------- fixed poolings
 
 
-def _weighted_sum(item_emb: Tensor, indptr: np.ndarray, indices: np.ndarray, weights: Tensor) -> Tensor:
-    """Per user, the sum of weights * item_emb[items]: one gather and one index_add for everyone."""
-    device = item_emb.device
+def _weighted_sum(item_text: Tensor, indptr: np.ndarray, indices: np.ndarray, weights: Tensor) -> Tensor:
+    """Per user, the sum of weights * item_text[items]: one gather and one index_add for everyone."""
+    device = item_text.device
     rows = torch.from_numpy(np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))).to(device)
-    gathered = item_emb[torch.from_numpy(indices).to(device)] * weights.to(device, item_emb.dtype).unsqueeze(1)
-    out = torch.zeros(len(indptr) - 1, item_emb.shape[1], dtype=item_emb.dtype, device=device)
+    gathered = item_text[torch.from_numpy(indices).to(device)] * weights.to(device, item_text.dtype).unsqueeze(1)
+    out = torch.zeros(len(indptr) - 1, item_text.shape[1], dtype=item_text.dtype, device=device)
     return out.index_add_(0, rows, gathered)
 
 
-def mean_pool(item_emb: Tensor, histories: Histories, *, empty: str = "raise") -> Tensor:
+def mean_pool(item_text: Tensor, histories: Histories, *, empty: str = "raise") -> Tensor:
     """(n_users, d): the mean of the embeddings of each user's items (a repeated item counts each time)."""
-    _check_item_emb(item_emb)
-    indptr, indices = history_csr(histories, item_emb.shape[0])
+    _check_item_emb(item_text)
+    indptr, indices = history_csr(histories, item_text.shape[0])
     counts = check_empty(indptr, empty)
     weights = torch.from_numpy(1.0 / np.repeat(counts, counts).astype(np.float64))
-    return _weighted_sum(item_emb, indptr, indices, weights)
+    return _weighted_sum(item_text, indptr, indices, weights)
 
 
 def recency_weights(histories: Histories, half_life: float, *, timestamps: Any = None, empty: str = "raise") -> Tensor:
@@ -76,13 +76,13 @@ def recency_weights(histories: Histories, half_life: float, *, timestamps: Any =
 
 
 def recency_pool(
-    item_emb: Tensor, histories: Histories, half_life: float, *, timestamps: Any = None, empty: str = "raise"
+    item_text: Tensor, histories: Histories, half_life: float, *, timestamps: Any = None, empty: str = "raise"
 ) -> Tensor:
     """(n_users, d): each user's items weighted by ``recency_weights`` (half the weight every ``half_life`` items back)."""
-    _check_item_emb(item_emb)
-    indptr, indices = history_csr(histories, item_emb.shape[0], timestamps)
+    _check_item_emb(item_text)
+    indptr, indices = history_csr(histories, item_text.shape[0], timestamps)
     weights = recency_weights((indptr, indices), half_life, empty=empty)
-    return _weighted_sum(item_emb, indptr, indices, weights)
+    return _weighted_sum(item_text, indptr, indices, weights)
 
 
 # --------------------------------------------------------------------------- a learned pooling
@@ -131,12 +131,12 @@ class AttentionPool(nn.Module):
         """(B, d): the attention-weighted mean of each row's real items."""
         return (self.weights(x, mask).unsqueeze(-1).to(x.dtype) * x).sum(1)
 
-    def pool(self, item_emb: Tensor, histories: Histories, max_len: int | None = None, *, timestamps: Any = None) -> Tensor:
+    def pool(self, item_text: Tensor, histories: Histories, max_len: int | None = None, *, timestamps: Any = None) -> Tensor:
         """(n_users, d) for whole histories (their ``max_len`` most recent items), like ``mean_pool``."""
-        _check_item_emb(item_emb)
-        items, mask = pad_histories(histories, max_len, timestamps=timestamps, n_items=item_emb.shape[0], empty=self.empty)
-        items, mask = items.to(item_emb.device), mask.to(item_emb.device)
-        return self(item_emb[items], mask)
+        _check_item_emb(item_text)
+        items, mask = pad_histories(histories, max_len, timestamps=timestamps, n_items=item_text.shape[0], empty=self.empty)
+        items, mask = items.to(item_text.device), mask.to(item_text.device)
+        return self(item_text[items], mask)
 
 
 # --------------------------------------------------------------------------- a user as text

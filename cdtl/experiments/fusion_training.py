@@ -31,7 +31,7 @@ def train_target_mf(cfg: dict[str, Any], fd: FusionData) -> tuple[Any, TrainResu
                     batch_size=m["batch_size"], n_negatives=m["n_negatives"], exclude=fd.fit_exclude, validate=validate)
 
 
-def text_user_vectors(fd: FusionData, item_emb: torch.Tensor) -> torch.Tensor:
+def text_user_vectors(fd: FusionData, item_text: torch.Tensor) -> torch.Tensor:
     """(n_users, d): each user's mean language-model vector over their source and target training items (0 if none)."""
     from cdtl.encoders.users import mean_pool
 
@@ -41,7 +41,7 @@ def text_user_vectors(fd: FusionData, item_emb: torch.Tensor) -> torch.Tensor:
     users = np.concatenate([cd.source_train["u"].to_numpy(), cd.target_train["u"].to_numpy()])
     order = np.argsort(users, kind="stable")
     indptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=cd.n_users))])
-    return mean_pool(item_emb, (indptr, rows[order]), empty="zeros")
+    return mean_pool(item_text, (indptr, rows[order]), empty="zeros")
 
 
 def build_scorers(cfg: dict[str, Any], fd: FusionData) -> tuple[dict[str, Scorer], dict[str, Any], dict[str, Any]]:

@@ -189,7 +189,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
 
 
 @dataclass
-class Trained:
+class ComparedModel:
     """One compared model: the trained network(s) (one per task for ``single``) and their training."""
 
     spec: dict[str, Any]
@@ -273,7 +273,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     """Train and score every model of the config; return the ``Result`` (and write ``out_dir/metrics.json``).
 
     ``data`` (a two-domain ``RecData`` with ratings) replaces the config's dataset. The result's
-    ``models`` are ``{name: Trained}``, its ``data`` the ``MultiTaskData`` they were scored on.
+    ``models`` are ``{name: ComparedModel}``, its ``data`` the ``MultiTaskData`` they were scored on.
     ``out_dir`` must not hold an earlier run unless ``overwrite``.
     """
     started = time.perf_counter()
@@ -290,12 +290,12 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     trivial = {t: trivial_scorers(data, t) for t in tasks}
     scores: dict[str, dict[str, Any]] = {"trivial": _score(cfg, data, tasks, trivial, per_user, "trivial")}
     scores["trivial"]["val"] = trivial_val
-    trained: dict[str, Trained] = {}
+    trained: dict[str, ComparedModel] = {}
     single_fits: dict[tuple[str, ...], tuple[MultiTask, Any]] = {}  # a single-task network per task, trained once
     for spec in tqdm(cfg["models"], desc="models", leave=False, disable=not enabled()):
         began = time.perf_counter()
         models, fits = train_spec(cfg, data, spec, references, single_fits)
-        trained[spec["name"]] = Trained(spec, models, fits, time.perf_counter() - began)
+        trained[spec["name"]] = ComparedModel(spec, models, fits, time.perf_counter() - began)
         row = _score(cfg, data, tasks, {t: model_scorers(models[t], t) for t in tasks}, per_user, spec["name"])
         best = [r.history[r.best_epoch] if r.best_epoch is not None else r.history[-1] for r in fits]
         row["val"] = {k: v for b in best for k, v in b.items() if k not in ("epoch", "train_loss", "lr", "seconds")}
@@ -341,5 +341,5 @@ def _score(cfg, data, tasks, scorers, per_user: list[pd.DataFrame], name: str) -
     return out
 
 
-__all__ = ["DEFAULTS", "MultiTaskData", "Trained", "evaluate_task", "format_table",
+__all__ = ["DEFAULTS", "MultiTaskData", "ComparedModel", "evaluate_task", "format_table",
            "mean_gates", "prepare", "primary", "relative_error", "resolve", "run", "size", "table", "versus_single"]

@@ -27,7 +27,7 @@ class TextOnly:
     from their history, see ``from_histories``, or an encoded profile text), so a user
     with history in one domain only can be ranked the items of another.
 
-    ``item_emb`` (n_items, d) is the whole catalogue, ``user_emb`` (n_users, d) the users.
+    ``item_text`` (n_items, d) is the whole catalogue, ``user_emb`` (n_users, d) the users.
     ``candidates`` (item rows, default all) are the items to rank: column k of the scores
     is item ``candidates[k]``. With ``whiten=True`` a ``PCAWhitening`` keeping
     ``whiten_dim`` components (None: all) is fitted on the catalogue and applied to items
@@ -36,25 +36,25 @@ class TextOnly:
 
     def __init__(
         self,
-        item_emb: Tensor,
+        item_text: Tensor,
         user_emb: Tensor,
         *,
         candidates: Sequence[int] | np.ndarray | None = None,
         whiten: bool = False,
         whiten_dim: int | None = None,
     ) -> None:
-        if item_emb.dim() != 2 or user_emb.dim() != 2 or item_emb.shape[1] != user_emb.shape[1]:
-            raise ValueError("item_emb (n_items, d) and user_emb (n_users, d) must share d, got shapes "
-                             f"{tuple(item_emb.shape)} and {tuple(user_emb.shape)}")
-        self.whitening = PCAWhitening(whiten_dim).fit(item_emb) if whiten else None
-        all_rows = np.arange(len(item_emb)) if candidates is None else np.asarray(candidates)
+        if item_text.dim() != 2 or user_emb.dim() != 2 or item_text.shape[1] != user_emb.shape[1]:
+            raise ValueError("item_text (n_items, d) and user_emb (n_users, d) must share d, got shapes "
+                             f"{tuple(item_text.shape)} and {tuple(user_emb.shape)}")
+        self.whitening = PCAWhitening(whiten_dim).fit(item_text) if whiten else None
+        all_rows = np.arange(len(item_text)) if candidates is None else np.asarray(candidates)
         self.candidates = torch.as_tensor(all_rows, dtype=torch.long)
-        self.item_vectors = self._space(item_emb[self.candidates])
+        self.item_vectors = self._space(item_text[self.candidates])
         self.user_vectors = self._space(user_emb)
 
     @classmethod
     def from_histories(
-        cls, item_emb: Tensor, histories: Any, *, pooling: str = "mean", half_life: float = 10.0, **options: Any
+        cls, item_text: Tensor, histories: Any, *, pooling: str = "mean", half_life: float = 10.0, **options: Any
     ) -> TextOnly:
         """Users pooled from ``histories``: one array of item rows per user, oldest first (see ``cdtl.encoders.users``).
 
@@ -63,13 +63,13 @@ class TextOnly:
         (both are weighted means, whitening is affine). ``options`` go to ``TextOnly``.
         """
         if pooling == "mean":
-            users = mean_pool(item_emb, histories)
+            users = mean_pool(item_text, histories)
         elif pooling == "recency":
-            users = recency_pool(item_emb, histories, half_life)
+            users = recency_pool(item_text, histories, half_life)
         else:
             raise ValueError(f"from_histories pools with 'mean' or 'recency', got {pooling!r} "
                              "(for a profile text, encode it and pass the vectors as user_emb)")
-        return cls(item_emb, users, **options)
+        return cls(item_text, users, **options)
 
     def _space(self, x: Tensor) -> Tensor:
         x = x.float()
@@ -131,7 +131,7 @@ def _candidate_columns(items: pd.DataFrame, held_out: pd.DataFrame,
 
 
 def evaluate_text_only(
-    item_emb: Tensor,
+    item_text: Tensor,
     items: pd.DataFrame,
     history: pd.DataFrame,
     held_out: pd.DataFrame,
@@ -148,7 +148,7 @@ def evaluate_text_only(
 ) -> dict[str, np.ndarray]:
     """Per-user ranking metrics of the text-only recommender for the users of ``held_out``.
 
-    ``item_emb`` row r embeds ``items`` row r. Each user of ``held_out`` is built from
+    ``item_text`` row r embeds ``items`` row r. Each user of ``held_out`` is built from
     their rows of ``history``: ``pooling`` "mean" or "recency", or "profile" (their
     ``profile_items`` most recent titles as one text, encoded by ``encoder``). Every item
     of ``candidates`` (ids; default all of ``items``) is ranked, except the user's items
@@ -157,8 +157,8 @@ def evaluate_text_only(
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    if len(item_emb) != len(items):
-        raise ValueError(f"item_emb has {len(item_emb)} rows but items has {len(items)}: one vector per item row")
+    if len(item_text) != len(items):
+        raise ValueError(f"item_text has {len(item_text)} rows but items has {len(items)}: one vector per item row")
     users, histories = _evaluated_users(items, history, held_out)
     columns, candidate_rows = _candidate_columns(items, held_out, candidates)
     if pooling == "profile":
@@ -166,9 +166,9 @@ def evaluate_text_only(
             raise ValueError("pooling='profile' encodes each user's profile text: pass encoder=TextEncoder(...)")
         titles = items["title"].to_numpy()
         user_emb = encoder.encode([profile_text(list(titles[h]), max_items=profile_items) for h in histories])
-        model = TextOnly(item_emb, user_emb, candidates=candidate_rows, **options)
+        model = TextOnly(item_text, user_emb, candidates=candidate_rows, **options)
     else:
-        model = TextOnly.from_histories(item_emb, histories, pooling=pooling, half_life=half_life,
+        model = TextOnly.from_histories(item_text, histories, pooling=pooling, half_life=half_life,
                                         candidates=candidate_rows, **options)
 
     user_index = pd.Index(users)
@@ -182,11 +182,11 @@ def evaluate_text_only(
 
 
 def evaluate_cold_start(
-    split: ColdStartSplit, item_emb: Tensor, *, users: str = "test", **options: Any
+    split: ColdStartSplit, item_text: Tensor, *, users: str = "test", **options: Any
 ) -> dict[str, np.ndarray]:
     """Per-user metrics of the split's cold ``users`` ("test" or "val"): SOURCE history pooled, TARGET items ranked.
 
-    ``item_emb`` row r embeds ``split.data.items`` row r. Cold users have no target
+    ``item_text`` row r embeds ``split.data.items`` row r. Cold users have no target
     interaction in training, so nothing is excluded: the users, candidates, relevant
     items and exclusions are those ``cdtl run`` scores MF on under the ``cold_start``
     protocol. ``options`` go to ``evaluate_text_only`` (pooling, whitening, ks, ...).
@@ -196,7 +196,7 @@ def evaluate_cold_start(
     held, who = (split.test, split.test_users) if users == "test" else (split.val, split.val_users)
     items = split.data.items
     targets = items.loc[items["domain"] == split.target, "item"]
-    return evaluate_text_only(item_emb, items, split.source_history(who), held, candidates=targets, **options)
+    return evaluate_text_only(item_text, items, split.source_history(who), held, candidates=targets, **options)
 
 
 __all__ = ["POOLINGS", "TextOnly", "evaluate_cold_start", "evaluate_text_only", "history_rows", "indexed_history_rows"]

@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from cdtl.serve.bodies import RequestBody, error_response
-from cdtl.serve.metrics import MetricsMiddleware, ServiceMetrics
+from cdtl.serve.monitoring import MetricsMiddleware, ServiceMetrics
 from cdtl.serve.recommender import Recommender, RequestError
 from cdtl.serve.routes import probes, reads, writes
 from cdtl.serve.state import STORE_REFRESH, ServiceState, log

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cdtl.serve import schemas as S
 from cdtl.serve.bundle import BundleError
-from cdtl.serve.metrics import ServiceMetrics
+from cdtl.serve.monitoring import ServiceMetrics
 from cdtl.serve.recommender import Recommendation, Recommender, RequestError
 from cdtl.serve.state import ServiceState
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cdtl.io import CorruptFileError
-from cdtl.serve.metrics import ServiceMetrics
+from cdtl.serve.monitoring import ServiceMetrics
 from cdtl.serve.recommender import Recommender, RequestError
 from cdtl.serve.schemas import title_from_text
 from cdtl.serve.store import ItemStore, StoredItem

@@ -78,7 +78,7 @@ def test_bad_inputs_name_the_argument() -> None:
         mean_pool(ITEM_EMB, (np.array([0, 5]), np.array([0, 1])))
     with pytest.raises(ValueError, match="half_life must be a positive"):
         recency_pool(ITEM_EMB, HISTORIES, half_life=0)
-    with pytest.raises(ValueError, match="item_emb must be a 2-D"):
+    with pytest.raises(ValueError, match="item_text must be a 2-D"):
         mean_pool(ITEM_EMB[0], HISTORIES)
     with pytest.raises(ValueError, match="timestamps must give one value per interaction"):
         recency_pool(ITEM_EMB, HISTORIES, 1.0, timestamps=np.arange(3))

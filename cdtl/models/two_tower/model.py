@@ -236,29 +236,29 @@ class TwoTower(nn.Module):
         return self._index
 
     @torch.no_grad()
-    def score_all(self, user_histories: Any, item_emb: Tensor | None = None) -> Tensor:
+    def score_all(self, user_histories: Any, item_text: Tensor | None = None) -> Tensor:
         """(n_users, n_items) cosine scores of every item for each history, on the model's device.
 
         ``user_histories`` holds item indices, oldest first (a list of arrays, or CSR-like:
         see ``cdtl.encoders.users``); each is pooled from its ``max_history`` most recent
-        items. ``item_emb`` defaults to the catalogue of the last ``index_items`` call.
+        items. ``item_text`` defaults to the catalogue of the last ``index_items`` call.
         """
-        if item_emb is None:
+        if item_text is None:
             if self._index is None:
                 raise RuntimeError("score_all needs the catalogue's vectors: call model.index_items(item_texts) "
-                                   "after training, or pass item_emb=model.encode_items(item_texts)")
-            item_emb = self._index
-        if item_emb.dim() != 2 or item_emb.shape[1] != self.dim:
-            raise ValueError(f"item_emb must be (n_items, {self.dim}), got shape {tuple(item_emb.shape)}")
+                                   "after training, or pass item_text=model.encode_items(item_texts)")
+            item_text = self._index
+        if item_text.dim() != 2 or item_text.shape[1] != self.dim:
+            raise ValueError(f"item_text must be (n_items, {self.dim}), got shape {tuple(item_text.shape)}")
         was_training = self.training
         self.eval()
         try:
-            items, mask = pad_histories(user_histories, self.max_history, n_items=item_emb.shape[0])
-            item_emb = item_emb.to(self.device, torch.float32)
-            users = self.user_vectors(item_emb[items.to(self.device)], mask.to(self.device))
+            items, mask = pad_histories(user_histories, self.max_history, n_items=item_text.shape[0])
+            item_text = item_text.to(self.device, torch.float32)
+            users = self.user_vectors(item_text[items.to(self.device)], mask.to(self.device))
         finally:
             self.train(was_training)
-        return users @ item_emb.T
+        return users @ item_text.T
 
     def scorer(self, histories: Sequence[Any]) -> Callable[[Tensor], Tensor]:
         """``score_all`` by user index, for ``cdtl.evaluate.evaluate_ranking``: user u's history is ``histories[u]``."""
