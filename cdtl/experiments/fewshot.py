@@ -39,6 +39,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sections import mf_section
 from cdtl.experiments.transfer_models import FallbackScorer, train_config, train_domain_mf
 from cdtl.models.batches import softmax_batches
 from cdtl.models.content_knn import ContentKNN
@@ -68,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "encoders": list(ENCODERS),
     "text": dict(TEXT),
     "tuning": dict(TUNING),
-    "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
+    "mf": mf_section(),
     "knn": {"k": 10, "max_history": 100},
     # the weights of the text score the blend tries on the validation users (0: the target-only model alone)
     "blend": {"betas": [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]},

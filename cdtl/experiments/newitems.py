@@ -45,6 +45,7 @@ from cdtl.experiments.newitems_models import (
     evaluate_cell,
     score_validation,
 )
+from cdtl.experiments.sections import mf_section
 from cdtl.experiments.transfer_models import LM_BRIDGE, POOLINGS
 from cdtl.models.text_only import TextOnly
 
@@ -62,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "tuned_models": None,  # the text models that also run with the tuned encoder (None: every one)
     "text": dict(TEXT),
     "tuning": {**TUNING, "validate": False},  # validate: keep the epoch of the best validation score
-    "mf": {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1},
+    "mf": mf_section(),
     "knn": {"k": 10, "max_history": 100},
     "dropoutnet": {**_TRAIN, "dim": 64, "hidden": 256, "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
     "lm_bridge": {**_TRAIN, **LM_BRIDGE},

@@ -7,8 +7,11 @@ section, named after the model. A key from an older config is refused with its n
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from cdtl.models.mf import MF
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class TextSection:
     def encoder_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``cdtl.encoders.catalogue.encode_items`` for this section."""
         return {"model": self.model, "max_length": int(self.max_length), "batch_size": int(self.encode_batch_size)}
+
+
+def mf_section(**overrides: Any) -> dict[str, Any]:
+    """The MF section of the kinds that train MF with their own small loop (transfer, new items, few shots): the
+    model's size and regularisation from ``MF``'s constructor, then the loop's settings; a kind's own ``overrides``."""
+    model = {name: inspect.signature(MF).parameters[name].default for name in ("dim", "reg")}
+    return {**model, "lr": 0.005, "epochs": 20, "batch_size": 4096, "weight_decay": 0.0, "n_negatives": 1, **overrides}
 
 
 _TEXT_KEYS = ", ".join(f.name for f in fields(TextSection))

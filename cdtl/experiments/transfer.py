@@ -36,7 +36,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.sections import TextSection
+from cdtl.experiments.sections import TextSection, mf_section
 from cdtl.experiments.transfer_models import (
     LM_BRIDGE,
     MODELS,
@@ -55,7 +55,7 @@ from cdtl.models.transfer import CMF, EMCDR, PTUPCDR
 TASKS = ("ranking", "rating")  # ranking: BPR-trained models, Recall/NDCG; rating: MSE-trained models, MAE/RMSE
 RATING_METRICS = ("mae", "rmse")
 
-_MF = {"dim": 64, "lr": 0.005, "epochs": 20, "batch_size": 4096, "reg": 0.0, "weight_decay": 0.0, "n_negatives": 1}
+_MF = mf_section()
 # how a bridge trains; ranking_loss: how a bridge trained for ranking learns, "bpr" (pairs) or "softmax"
 # (one class among all items). A model's own hyper-parameters default to its constructor's.
 _BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0, "ranking_loss": "bpr"}

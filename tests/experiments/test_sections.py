@@ -58,3 +58,16 @@ def test_no_shipped_config_uses_an_old_name(path):
     flat = {f"{section}.{key}" for section, body in config.items() if isinstance(body, dict) for key in body}
     old = set(RENAMED.get(kind, {}))
     assert not (old & (set(config) | flat)), f"{path.name} uses {sorted(old & (set(config) | flat))}"
+
+
+@pytest.mark.parametrize("kind", ["transfer", "newitems", "fewshot"])
+def test_the_mf_section_takes_the_models_own_defaults(kind):
+    import inspect
+
+    from cdtl.models.mf import MF
+
+    mf = _resolve(kind, {})["mf"]
+    sections = [mf["ranking"]] if kind == "transfer" else [mf]
+    for section in sections:
+        for name in ("dim", "reg"):
+            assert section[name] == inspect.signature(MF).parameters[name].default
