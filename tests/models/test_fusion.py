@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from cdtl.evaluate import evaluate_ranking
-from cdtl.experiments import ConfigError
-from cdtl.experiments import fusion as comparison
 from cdtl.models.fusion import Scorer, SoftmaxFusion, align_items, fusion_batches, gate_features, score_scales
-from cdtl.profiles import profile
 from cdtl.train import TrainConfig, fit
 
 ITEMS = np.array([f"i{j}" for j in range(6)], dtype=object)
@@ -203,50 +199,3 @@ def test_fusion_batches_pad_each_users_items_and_refuse_excluded_positives():
     seen = scipy.sparse.csr_matrix((np.ones(1), ([2], [4])), shape=(3, 5))
     with pytest.raises(ValueError, match="held-out .* in exclude_csr"):
         fusion_batches(np.array([2]), np.array([4]), 5, exclude_csr=seen)
-
-
-# --------------------------------------------------------------------------- the experiment's protocol and config
-
-
-def test_time_split_keeps_the_latest_items_for_test():
-    frame = pd.DataFrame({"u": [0] * 10 + [1] * 2, "i": list(range(10)) + [0, 1],
-                          "timestamp": [9, 8, 7, 6, 5, 4, 3, 2, 1, 0] + [0, 1]})
-    train, val, test = comparison.time_split_per_user(frame, val=0.1, test=0.2)
-    assert sorted(test.loc[test["u"] == 0, "i"]) == [0, 1]  # the two latest (timestamps 9 and 8)
-    assert val.loc[val["u"] == 0, "i"].tolist() == [2]
-    assert len(train[train["u"] == 0]) == 7
-    assert (train["u"] == 1).sum() == 2 and 1 not in set(val["u"]) | set(test["u"])  # too few to split
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"scorers": ["mf", "bert"]},
-     r"unknown scorer\(s\) \['bert'\] \(list of 1\); valid choices: mf, text, popularity, lm_bridge"),
-    ({"scorers": ["mf", "text"]}, "must include 'popularity'"),
-    ({"scorers": []}, "non-empty list"),
-    ({"fusion": {"modes": ["average"]}}, "fusion.modes must be a non-empty list of uniform, global, user"),
-    ({"protocol": {"warm_test": 0.7}}, r"protocol.warm_test must be a fraction in \(0, 0.5\)"),
-    ({"mf": {"train": {"lr": "1e-3"}}}, r"mf.train.lr must be a number \(quote nothing"),
-    ({"fusion": {"temprature": 1.0}}, "unknown key fusion.'temprature'"),
-    ({"evaluate": {"metrics": ["recall@10"]}}, "must include ndcg@10"),
-])
-def test_config_errors_are_clear(change, message):
-    with pytest.raises(ConfigError, match=message):
-        comparison.resolve({"kind": "fusion", **change})
-
-
-def test_bridge_config_passes_through_and_size_caps_base_epochs():
-    cfg = comparison.resolve({"kind": "fusion", "lm_bridge": {"config": {"anything": 1}}})
-    assert cfg["lm_bridge"]["config"] == {"anything": 1}
-    sized = comparison.size({"kind": "fusion", "mf": {"train": {"epochs": 99}}}, profile("smoke"))
-    assert sized["mf"]["train"]["epochs"] == profile("smoke").epochs
-    assert sized["evaluate"]["bootstrap"] == profile("smoke").bootstrap
-    comparison.resolve(sized)
-
-
-def test_the_language_model_bridge_is_a_config_switch_sized_like_the_rest():
-    sized = comparison.size({"kind": "fusion", "scorers": ["mf", "lm_bridge", "popularity"]}, profile("smoke"))
-    bridge = sized["lm_bridge"]["config"]
-    assert bridge["lm_bridge"]["epochs"] <= profile("smoke").epochs
-    assert bridge["text"]["max_length"] == profile("smoke").max_text_length
-    cfg = comparison.resolve(sized)
-    assert cfg["scorers"] == ["mf", "lm_bridge", "popularity"] and cfg["lm_bridge"]["model"] == "lm_bridge"

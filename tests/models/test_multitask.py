@@ -7,8 +7,6 @@ import pytest
 import torch
 from loops import adam_epochs
 
-from cdtl.experiments import ConfigError
-from cdtl.experiments import multitask as comparison
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, MultiTask, Task, multitask_batches
 
 N_USERS, N_ITEMS = 60, [12, 16]
@@ -245,50 +243,3 @@ def test_bad_batches_get_clear_errors():
         multitask_batches(TWO, {"source_rating": (np.array([0]), np.array([1]), None)}, N_ITEMS, 8)
     with pytest.raises(ValueError, match="unknown task"):
         multitask_batches(TWO, {"target_click": (np.array([0]), np.array([1]), None)}, N_ITEMS, 8)
-
-
-# --------------------------------------------------------------------------- the comparison's config
-
-
-def test_comparison_config_is_checked_before_any_work():
-    assert comparison.resolve({})["tasks"] == ["source_rating", "target_rating", "target_click"]
-    bad = [
-        ({"models": [{"name": "a", "arch": "moe"}]}, "arch 'moe'"),
-        ({"models": [{"name": "a", "arch": "mmoe"}, {"name": "a", "arch": "ple"}]}, "distinct"),
-        ({"models": [{"name": "a", "arch": "mmoe", "weighting": "uncertainty", "loss_weights": {"target_click": 2}}]},
-         "learned"),
-        ({"models": [{"name": "a", "arch": "mmoe", "loss_weights": {"source_click": 2}}]}, "loss_weights"),
-        ({"models": [{"name": "a", "arch": "mmoe", "gates": 2}]}, "unknown key"),
-        ({"tasks": ["target_rating", "clicks"]}, "tasks must be"),
-        ({"model": {"levels": 3}}, "levels"),
-        ({"protocol": {"source_holdout": 0.0}}, "source_holdout"),
-        ({"train": {"lr": "1e-3"}}, "lr"),
-        ({"evaluate": {"ks": [0]}}, "ks"),
-        ({"modle": {}}, "unknown key"),
-    ]
-    for config, match in bad:
-        with pytest.raises(ConfigError, match=match):
-            comparison.resolve(config)
-
-
-def test_profile_caps_epochs_and_bootstrap():
-    import cdtl
-
-    smoke = cdtl.profile("smoke")
-    sized = comparison.size({"kind": "multitask", "train": {"epochs": 50}}, smoke)
-    assert sized["train"]["epochs"] == smoke.epochs and sized["evaluate"]["bootstrap"] == smoke.bootstrap
-
-
-def test_versus_single_compares_every_multitask_model_with_single_task():
-    def row(src, tgt, ndcg):
-        return {"arch": "x", "test": {"source_rating": {"rmse": {"mean": src}}, "target_rating": {"rmse": {"mean": tgt}},
-                                      "target_click": {"ndcg@10": {"mean": ndcg}}}}
-
-    tasks = ["source_rating", "target_rating", "target_click"]
-    scores = {"single": {**row(1.0, 1.0, 0.3), "arch": "single"}, "good": row(1.005, 0.9, 0.31),
-              "source_lost": row(1.02, 0.9, 0.31), "click_worse": row(0.99, 0.95, 0.29)}
-    out = comparison.versus_single(scores, tasks, [10])
-    assert out["good"]["met"] and out["good"]["met_all_target_metrics"]
-    assert not out["source_lost"]["met"] and not out["source_lost"]["source_within_1pct"]
-    assert out["click_worse"]["met"] and not out["click_worse"]["met_all_target_metrics"]
-    assert out["good"]["target_rating_rmse_change"] == pytest.approx(-0.1)
