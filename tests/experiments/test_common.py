@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -80,3 +81,23 @@ def test_cli_refuses_an_earlier_run_unless_overwrite(tmp_path, capsys):
     assert main(["run", str(config), "--out", str(out), "--overwrite"]) == 0
     assert main(["run", str(config), "--out", str(config)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_the_best_model_is_chosen_on_validation_users_not_test_users():
+    from cdtl.experiments.common import best_by_validation
+
+    frame = pd.DataFrame({"model": ["a", "b", "c", "d"], "cell": ["x", "x", "x", "y"], "mean": [0.9, 0.1, 0.5, 1.0],
+                          "val": [0.2, 0.3, np.nan, 0.9]})
+    assert best_by_validation(frame, ["a", "b", "c"], cell="x")["model"] == "b"  # best on validation, not on test
+    with pytest.raises(ValueError, match="validation score"):
+        best_by_validation(frame, ["c"], cell="x")  # a model that cannot serve is never chosen
+
+
+def test_a_profile_caps_the_tuning_budget_of_a_config():
+    import cdtl
+    from cdtl.experiments.common import tuning_for
+
+    smoke = tuning_for(cdtl.profile("smoke"), {"max_users": None, "freeze_layers": 2, "max_history": 20, "epochs": 3})
+    assert smoke == {"epochs": 1, "batch_size": 32, "max_history": 5, "freeze_layers": 5, "max_users": 256}
+    full = tuning_for(cdtl.profile("full"), {"max_users": 8000, "freeze_layers": 3, "max_history": 10})
+    assert full["max_users"] == 8000 and full["freeze_layers"] == 3 and full["max_history"] == 10
