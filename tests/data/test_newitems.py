@@ -5,32 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from dated_items import toy
 
 from cdtl.data import cold_start_split
-from cdtl.data.fewshot import cross_platform, few_shot_split
+from cdtl.data.fewshot import few_shot_split
 from cdtl.data.newitems import check_item_texts, choose_new_items, new_item_split
 from cdtl.data.tables import DataError, RecData
-
-N_USERS = 40
-
-
-def toy(seed: int = 0) -> RecData:
-    """20 target items t00..t19 released in years 1980 + j and first watched at time 100 + j (t19 newest on both
-    counts); 6 source items. Every user watches 8 target items and 3 source items; user u07 watches target items only."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        for j in rng.choice(20, 8, replace=False):
-            rows.append((f"u{u:02d}", f"t{j:02d}", 100 + j + 1000 * u, "tgt"))
-        if u != 7:
-            for j in rng.choice(6, 3, replace=False):
-                rows.append((f"u{u:02d}", f"s{j}", j, "src"))
-    inter = pd.DataFrame(rows, columns=["user", "item", "timestamp", "domain"])
-    items = pd.DataFrame({"item": [f"t{j:02d}" for j in range(20)] + [f"s{j}" for j in range(6)],
-                          "year": [1980 + j for j in range(20)] + [1990] * 6,
-                          "domain": ["tgt"] * 20 + ["src"] * 6})
-    items["title"] = items["text"] = "item " + items["item"]
-    return RecData("toy", inter, items)
 
 
 def test_new_items_are_the_newest_by_year_and_by_first_interaction():
@@ -126,48 +106,3 @@ def test_items_without_text_fail_naming_them():
     items.loc[items["item"] == "t03", "text"] = "  "
     with pytest.raises(DataError, match=r"1 item\(s\) have no text, e\.g\. \['t03'\]"):
         check_item_texts(items, "toy items")
-
-
-# --------------------------------------------------------------------------- no shared users
-
-
-def test_few_shot_training_shares_no_user_and_evaluates_the_shared_ones():
-    data = toy()
-    split = few_shot_split(data, "src", "tgt", shots=(0, 1, 3, 5), seed=0)
-    train = split.train
-    assert not set(train.loc[train["domain"] == "src", "user"]) & set(train.loc[train["domain"] == "tgt", "user"])
-    evaluated = set(split.val_users) | set(split.test_users)
-    assert evaluated and not evaluated & set(train["user"])
-    assert evaluated <= set(data.interactions.loc[data.interactions["domain"] == "src", "user"])  # the shared users
-    # at k shots a model reads the user's first k target items (and their source history), never a held-out one
-    user = split.test_users[0]
-    mine = data.interactions[(data.interactions["user"] == user) & (data.interactions["domain"] == "tgt")]
-    ordered = mine.sort_values("timestamp")["item"].tolist()
-    for k in split.shots:
-        seen = split.history([user], k)
-        assert seen.loc[seen["domain"] == "tgt", "item"].tolist() == ordered[:k]
-        assert (seen["domain"] == "src").sum() == 3
-    assert split.test.loc[split.test["user"] == user, "item"].tolist() == ordered[5:]
-
-
-def test_a_pair_where_every_target_user_is_shared_fails_before_training():
-    inter = toy().interactions
-    both = inter[inter["user"] != "u07"]  # u07, the one target-only user, is gone
-    with pytest.raises(DataError, match="no user of the target domain 'tgt' is left to train on"):
-        few_shot_split(RecData("toy", both, toy().items), "src", "tgt", shots=(0, 1), seed=0)
-
-
-def test_cross_platform_pairs_share_no_ids_and_sample_target_users():
-    a, b = toy(0), toy(1)
-    pair = cross_platform(a, b, source_domain="src", target_domain="tgt", names=("films", "food"))
-    assert pair.domains == ["films", "food"]
-    src = set(pair.interactions.loc[pair.interactions["domain"] == "films", "user"])
-    tgt = set(pair.interactions.loc[pair.interactions["domain"] == "food", "user"])
-    assert not src & tgt and pair.items["item"].is_unique
-    split = few_shot_split(pair, "films", "food", eval_ratio=0.25, seed=0)
-    assert len(split.val_users) + len(split.test_users) == 10 and split.source_known.empty
-    with pytest.raises(DataError, match="unknown target domain 'nope'"):
-        cross_platform(a, b, source_domain="src", target_domain="nope")
-    items = pd.concat([b.items, pd.DataFrame({"item": ["x1"], "title": ["x"], "text": ["x"], "domain": ["empty"]})])
-    with pytest.raises(DataError, match="target domain empty has no users"):
-        cross_platform(a, RecData("toy", b.interactions, items), source_domain="src", target_domain="empty")
