@@ -27,11 +27,8 @@ from train_toy import (
 
 from cdtl import train
 from cdtl.train import (
-    TrainConfig,
     TrainResult,
-    choose_device,
     fit,
-    set_seed,
 )
 
 # --------------------------------------------------------------------------- learning
@@ -59,40 +56,6 @@ def test_each_optimizer_learns(optimizer):
     result = fit(make_model(), BATCHES, quick(optimizer=optimizer, lr=0.05 if optimizer != "sgd" else 0.02,
                                               weight_decay=1e-4, grad_clip=5.0))
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
-
-
-def test_optimizer_choice_and_settings_reach_torch():
-    model = make_model()
-    sgd = train.make_optimizer(model, quick(optimizer="sgd", momentum=0.8, weight_decay=0.1))
-    assert isinstance(sgd, torch.optim.SGD)
-    assert sgd.param_groups[0]["momentum"] == 0.8 and sgd.param_groups[0]["weight_decay"] == 0.1
-    assert type(train.make_optimizer(model, quick(optimizer="adam"))) is torch.optim.Adam
-    assert type(train.make_optimizer(model, quick(optimizer="adamw"))) is torch.optim.AdamW
-
-
-@pytest.mark.parametrize(
-    ("settings", "factors"),
-    [
-        ({"scheduler": None}, [1, 1, 1, 1, 1]),
-        ({"scheduler": "step", "step_size": 2, "gamma": 0.5}, [1, 1, 0.5, 0.5, 0.25]),
-        ({"scheduler": "cosine"}, [0.5 * (1 + math.cos(math.pi * t / 5)) for t in range(5)]),
-        ({"scheduler": "cosine", "warmup_epochs": 2}, [1 / 3, 2 / 3, 1, 0.75, 0.25]),
-        ({"scheduler": "step", "warmup_epochs": 1, "step_size": 1, "gamma": 0.1}, [0.5, 1, 0.1, 0.01, 0.001]),
-    ],
-)
-def test_schedules_set_the_lr_of_each_epoch(settings, factors):
-    result = fit(make_model(), BATCHES, quick(epochs=5, lr=0.01, **settings))
-    assert [row["lr"] for row in result.history] == pytest.approx([0.01 * f for f in factors])
-    assert all(math.isfinite(row["train_loss"]) for row in result.history)
-
-
-def test_plateau_cuts_the_lr_when_the_monitored_metric_stalls():
-    scores = iter([0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3])
-    result = fit(make_model(), BATCHES, quick(epochs=7, lr=0.01, scheduler="plateau", gamma=0.1, patience=4,
-                                              monitor="auc"), validate=lambda model: {"auc": next(scores)})
-    # plateau patience is patience // 2 = 2: stalls at epochs 2 and 3 cut the lr for epoch 4 on
-    assert [row["lr"] for row in result.history] == pytest.approx([0.01] * 4 + [0.001] * 3)
-    assert result.best_epoch == 5 and not result.stopped_early
 
 
 # --------------------------------------------------------------------------- validation and early stopping
@@ -184,30 +147,6 @@ def test_batches_get_the_epoch_index_and_a_seeded_generator():
     assert len({draw for _, draw in first}) == 3  # every epoch draws different numbers
 
 
-def test_set_seed_repeats_every_generator():
-    import random
-
-    import numpy as np
-
-    set_seed(11)
-    first = (random.random(), np.random.rand(), torch.rand(1).item())
-    set_seed(11)
-    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
-    with pytest.raises(ValueError, match="seed"):
-        set_seed(-1)
-
-
-def test_choose_device():
-    assert choose_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-        assert choose_device() == torch.device("cpu")
-        assert choose_device("auto") == torch.device("cpu")
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            choose_device("cuda")
-    with pytest.raises(ValueError, match="valid choices: auto, cpu, cuda"):
-        choose_device("banana")
-
-
 @pytest.mark.parametrize("with_checkpoint", [False, True])
 def test_nan_loss_names_epoch_step_and_checkpoint(tmp_path, with_checkpoint):
     x, y = DATA
@@ -225,34 +164,6 @@ def test_nan_loss_names_epoch_step_and_checkpoint(tmp_path, with_checkpoint):
         assert json.loads((tmp_path / "last.json").read_text())["epoch"] == 0
     else:
         assert "no checkpoint" in str(error.value)
-
-
-def test_unknown_config_key_lists_valid_keys():
-    with pytest.raises(ValueError, match=r"\['learning_rate'\].*valid keys: epochs, optimizer, lr"):
-        TrainConfig.from_dict({"epochs": 3, "learning_rate": 0.1})
-    assert TrainConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"optimizer": "rmsprop"}, "valid choices: adamw, adam, sgd"),
-        ({"scheduler": "linear"}, "valid choices: None, cosine, step, plateau"),
-        ({"mode": "maximize"}, "valid choices: max, min"),
-        ({"epochs": 0}, "epochs must be > 0"),
-        ({"resume": True}, "checkpoint_dir"),
-    ],
-)
-def test_bad_config_values_are_rejected(settings, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(**settings)
-
-
-def test_config_types_are_checked():
-    with pytest.raises(TypeError, match="lr must be a number"):
-        TrainConfig.from_dict({"lr": "1e-3"})
-    with pytest.raises(TypeError, match="epochs must be an integer"):
-        TrainConfig(epochs=2.5)
 
 
 def test_model_contract_errors():
