@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cdtl.models.mf import MF
-from cdtl.train.sparse_adam import SparseAdam, _summed_rows
+from cdtl.train.sparse_adam import SparseAdam
 
 N_USERS, N_ITEMS, DIM, BATCH = 40, 30, 8, 48
 
@@ -70,37 +70,6 @@ def test_training_on_the_fast_path_matches_the_autograd_path() -> None:
     for (name, a), b in zip(fast.named_parameters(), slow.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=name)
     assert not torch.equal(fast.user_emb.weight, _model(0.01).user_emb.weight)  # it did learn
-
-
-def test_sparse_adam_matches_torchs_lazy_adam_and_leaves_untouched_rows_alone() -> None:
-    torch.manual_seed(3)
-    ours = torch.nn.Parameter(torch.randn(20, 4))
-    theirs = torch.nn.Parameter(ours.detach().clone())
-    opt_ours, opt_theirs = SparseAdam([ours], lr=0.1), torch.optim.SparseAdam([theirs], lr=0.1)
-    before = ours.detach().clone()
-    for step in range(5):
-        rows = torch.tensor([1, 3, 3, 7, 12]) + (step % 2)  # a repeated row: its gradients are summed
-        values = torch.randn(len(rows), 4)
-        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
-            p.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, p.shape, check_invariants=True)
-            opt.step()
-    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
-    touched = torch.zeros(20, dtype=torch.bool)
-    touched[[1, 2, 3, 4, 7, 8, 12, 13]] = True
-    assert torch.equal(ours.detach()[~touched], before[~touched])  # bit for bit
-    for moment in ("exp_avg", "exp_avg_sq"):
-        state = opt_ours.state[ours][moment]
-        assert torch.all(state[~touched] == 0) and torch.all(state[touched].abs().sum(1) > 0)
-
-
-def test_summed_rows_sums_repeats_and_trusts_only_ascending_distinct_rows() -> None:
-    values = torch.arange(8.0).view(4, 2)
-    repeated = torch.sparse_coo_tensor(torch.tensor([[5, 1, 5, 0]]), values, (6, 2))
-    rows, summed = _summed_rows(repeated)
-    assert rows.tolist() == [0, 1, 5] and summed.tolist() == [[6.0, 7.0], [2.0, 3.0], [4.0, 6.0]]
-    ascending = torch.sparse_coo_tensor(torch.tensor([[0, 2, 4, 5]]), values, (6, 2))
-    rows, same = _summed_rows(ascending)
-    assert rows.tolist() == [0, 2, 4, 5] and torch.equal(same, values)
 
 
 def test_dropout_keeps_the_autograd_path_and_still_learns() -> None:
