@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from servekit import toy_bundle, toy_trained
 
 from cdtl.serve.bundle import FORMAT_VERSION, BundleError, read_bundle, verify_bundle, write_bundle
-from cdtl.serve.loading import load_encoder
-from cdtl.serve.pack import pack_bundle
 
 
 @pytest.fixture(scope="module")
@@ -96,34 +93,3 @@ def test_python_objects_never_enter_a_table(bundle, tmp_path):
     items["title"] = [object()] * len(items)
     with pytest.raises(BundleError, match="title"):
         write_bundle(tmp_path / "x", config={}, serving=b.serving, users=b.users, items=items, tensors=b.tensors)
-
-
-def test_the_bridge_input_is_rebuilt_from_raw_vectors_and_checked():
-    from cdtl.models.transfer import LMBridge
-    from cdtl.serve.pack import bridge_input_transform
-
-    g = torch.Generator().manual_seed(0)
-    items, users = torch.randn(300, 16, generator=g), torch.randn(40, 16, generator=g)
-    for whiten in (False, True):
-        bridge = LMBridge(items, users, dim=4, hidden=8, whiten=whiten)
-        matrix, offset = bridge_input_transform(bridge, items, whiten)
-        torch.testing.assert_close(items @ matrix + offset, bridge.item_text, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(users @ matrix + offset, bridge.user_text, atol=1e-4, rtol=1e-4)
-        with pytest.raises(BundleError, match=f"whiten={not whiten}"):
-            bridge_input_transform(bridge, items, not whiten)
-
-
-def test_a_mixture_fusion_cannot_be_served_by_one_inner_product(tmp_path):
-    with pytest.raises(BundleError, match="geometric"):
-        pack_bundle(tmp_path / "mixture", toy_trained(pooling="mixture"))
-
-
-def test_an_encoder_that_does_not_reproduce_the_bundle_is_refused(bundle, tmp_path):
-    b = read_bundle(bundle)
-    encoder, check = load_encoder(b)
-    assert check["min_probe_cosine"] > 0.9999
-    tensors = {**b.tensors, "text": {**b.tensors["text"], "probe": torch.roll(b.tensors["text"]["probe"], 1, 0)}}
-    write_bundle(tmp_path / "other", config=b.config, serving=b.serving, users=b.users, items=b.items, tensors=tensors)
-    with pytest.raises(BundleError, match=r"text\.safetensors: the text encoder"):
-        load_encoder(read_bundle(tmp_path / "other"))
-    assert np.isfinite(encoder.encode(["a test"]).numpy()).all()
