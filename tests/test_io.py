@@ -1,4 +1,4 @@
-"""Every write in cdtl goes through cdtl.io.atomic_write: a scan of the source finds any raw write, so a new one fails here."""
+"""Writes are atomic and read-back hash-checked (cdtl.io); a scan of the source finds any raw write, so a new one fails here."""
 
 from __future__ import annotations
 
@@ -169,3 +169,47 @@ def test_a_saved_language_model_lands_whole_and_keeps_the_folders_other_files(tm
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     vectors = TextEncoder(model=str(folder)).encode(["Heat (1995)"])
     assert vectors.shape == (1, 384)
+
+
+def test_a_failed_folder_write_leaves_the_old_folder_and_a_merge_keeps_its_other_files(tmp_path):
+    from cdtl.io import atomic_directory
+
+    target = tmp_path / "bundle"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.json").write_text("1")
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "a.json").write_text("2")
+        raise RuntimeError("crash")
+    assert (target / "a.json").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    with atomic_directory(target, merge=True) as tmp:
+        (tmp / "b.json").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["a.json", "b.json"]
+    with atomic_directory(target) as tmp:  # without merge the folder is replaced whole
+        (tmp / "c.json").write_text("4")
+    assert sorted(p.name for p in target.iterdir()) == ["c.json"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"), atomic_directory(tmp_path / "file"):
+        pass
+
+
+def test_read_back_is_hash_checked_and_a_damaged_file_is_named_and_kept(tmp_path):
+    from cdtl.io import CorruptFileError, atomic_write, bytes_hash, check_hash, file_hash, move_aside, read_json
+
+    path = atomic_write(tmp_path / "m.json", '{"a": 1}')
+    assert file_hash(path) == bytes_hash(b'{"a": 1}') and len(file_hash(path)) == 64
+    check_hash(path, file_hash(path), what="the metrics")
+    assert read_json(path, what="the metrics") == {"a": 1}
+    with pytest.raises(CorruptFileError, match=r"m.json: the metrics is damaged .*; run again"):
+        check_hash(path, bytes_hash(b"other"), what="the metrics", fix="run again")
+    with pytest.raises(CorruptFileError, match="has no recorded sha256"):
+        check_hash(path, None, what="the metrics")
+    with pytest.raises(CorruptFileError, match="the metrics is missing"):
+        check_hash(tmp_path / "gone.json", "0" * 64, what="the metrics")
+    path.write_text('{"a": ')
+    with pytest.raises(CorruptFileError, match="not valid JSON"):
+        read_json(path, what="the metrics")
+    first, second = move_aside(path), None
+    path.write_text("again")
+    second = move_aside(path)
+    assert not path.exists() and first != second and first.read_text() == '{"a": ' and second.read_text() == "again"
+    assert first.name.startswith("m.json.bad-")
