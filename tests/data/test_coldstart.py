@@ -1,4 +1,4 @@
-"""Genre domains and the cold-start protocol: exclusivity, invariants, ratios, determinism, bad arguments."""
+"""The cold-start protocol: invariants, ratios, determinism, bad arguments."""
 
 from __future__ import annotations
 
@@ -7,46 +7,16 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from movielens_domains import ml100k_domains  # noqa: F401  (fixture)
 
 from cdtl.data import (
     DataError,
     RecData,
     check_split,
     cold_start_split,
-    load_movielens,
     load_tables,
-    split_by_genre,
     split_checks,
 )
-
-
-@pytest.fixture(scope="module")
-def ml100k_domains() -> RecData:
-    return split_by_genre(load_movielens("movielens-100k"))
-
-
-def test_genre_split_assigns_each_item_to_exactly_one_domain(ml100k_domains):
-    data = ml100k_domains
-    assert data.domains == ["action", "comedy"]
-    src, tgt = {"Action", "Adventure", "Thriller"}, {"Comedy", "Romance", "Children's"}
-    for genres, dom in zip(data.items["genres"], data.items["domain"]):
-        mine, other = (src, tgt) if dom == "action" else (tgt, src)
-        assert mine.intersection(genres) and not other.intersection(genres)
-    ex = data.notes["excluded"]
-    full = load_movielens("movielens-100k")
-    assert len(data.items) + ex["items_in_both_groups"] + ex["items_in_neither_group"] == len(full.items)
-    assert len(data.interactions) + ex["interactions"] == len(full.interactions)
-    summary = data.summary()
-    assert summary["overlap_users"] == 936  # MovieLens 100K, default genre split
-    assert summary["domains"]["action"]["interactions"] + summary["domains"]["comedy"]["interactions"] == 63_758
-
-
-def test_genre_split_rejects_bad_genres():
-    data = load_movielens("movielens-100k")
-    with pytest.raises(ValueError, match="do not occur"):
-        split_by_genre(data, ["Action"], ["Cartoons"])
-    with pytest.raises(ValueError, match="both domains"):
-        split_by_genre(data, ["Action", "Comedy"], ["Comedy"])
 
 
 @pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])

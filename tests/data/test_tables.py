@@ -1,51 +1,14 @@
-"""Your own tables (CSV / Parquet) and the checks on every table: each error names the file and column."""
+"""The checks on every table: columns, ratings, duplicates, domains, id types and timestamps, each error naming the file."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from own_tables import COLUMNS, _tables
 
-from cdtl.data import DataError, load, load_tables
-from cdtl.data.download import FetchError
-
-
-def _tables(tmp_path: Path, suffix: str = ".csv", **changes) -> tuple[Path, Path]:
-    inter = pd.DataFrame({
-        "user_id": ["u1", "u1", "u2", "u2", "u3"],
-        "item_id": ["m1", "b1", "m2", "b1", "b2"],
-        "domain": ["movies", "books", "movies", "books", "books"],
-        "rating": [5, 4, 3, 2, 1],
-    })
-    items = pd.DataFrame({"item_id": ["m1", "m2", "b1", "b2"], "domain": ["movies", "movies", "books", "books"],
-                          "title": ["Alien &amp; co", "Heat", "Dune", "Emma"]})
-    for key, value in changes.items():
-        table, column = key.split("__")
-        target = inter if table == "inter" else items
-        if value is None:
-            del target[column]
-        else:
-            target[column] = value
-    paths = tmp_path / f"inter{suffix}", tmp_path / f"items{suffix}"
-    for df, path in zip((inter, items), paths):
-        df.to_parquet(path) if suffix == ".parquet" else df.to_csv(path, index=False)
-    return paths
-
-
-COLUMNS = {"user": "user_id", "item": "item_id"}
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".csv.gz"])
-def test_own_tables_load_from_csv_and_parquet(tmp_path, suffix):
-    inter, items = _tables(tmp_path, suffix)
-    data = load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5), name="mine")
-    summary = data.summary()
-    assert summary["domains"]["books"]["interactions"] == 3
-    assert summary["overlap_users"] == 2
-    assert data.items.set_index("item").loc["m1", "text"] == "Alien & co"  # entities unescaped for the LM
-    assert data.has_ratings
+from cdtl.data import DataError, load_tables
 
 
 def test_missing_column_names_file_and_column(tmp_path):
@@ -93,59 +56,6 @@ def test_duplicate_item_ids(tmp_path):
     inter, items = _tables(tmp_path, items__item_id=["m1", "m1", "b1", "b2"])
     with pytest.raises(DataError, match=r"items\.csv: column 'item' has 1 duplicated id"):
         load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
-
-
-def test_unsupported_file_type(tmp_path):
-    path = tmp_path / "inter.xlsx"
-    path.write_text("x")
-    with pytest.raises(DataError, match="unsupported file type"):
-        load_tables(path, path)
-
-
-@pytest.mark.slow
-def test_real_amazon_pair_loads_through_the_own_tables_path():
-    try:
-        data = load("amazon-food-kitchen")
-    except FetchError as err:
-        pytest.skip(f"the shared Amazon Food-Kitchen data is not on this machine: {err}")
-    summary = data.summary()
-    assert summary["overlap_users"] == 9398
-    assert summary["domains"]["food"]["items"] == 8661 and summary["domains"]["kitchen"]["items"] == 27637
-    assert summary["interactions"] == 436_127 and summary["users"] == 53_061
-    assert not data.has_ratings
-    assert not data.items["text"].str.contains("&amp;").any()
-
-
-def test_empty_file_names_the_file(tmp_path):
-    inter, items = _tables(tmp_path)
-    inter.write_bytes(b"")
-    with pytest.raises(DataError, match=r"inter\.csv: the file is empty \(0 bytes\)"):
-        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
-
-
-def test_text_in_another_encoding_names_the_file_and_the_encoding(tmp_path):
-    inter, items = _tables(tmp_path)
-    items.write_bytes("item_id,domain,title\nm1,movies,Amélie\nm2,movies,Heat\nb1,books,Dune\nb2,books,Emma\n"
-                      .encode("latin-1"))
-    with pytest.raises(DataError, match=r"items\.csv: not valid utf-8 text .* encoding='latin-1'"):
-        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
-    data = load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5), encoding="latin-1")
-    assert data.items.set_index("item").loc["m1", "title"] == "Amélie"
-
-
-@pytest.mark.parametrize("suffix,payload", [(".parquet", b"PAR1 not really"), (".csv.gz", b"\x1f\x8b\x08 cut")])
-def test_garbled_files_name_the_file(tmp_path, suffix, payload):
-    inter, items = _tables(tmp_path, suffix)
-    inter.write_bytes(payload)
-    with pytest.raises(DataError, match=rf"inter{suffix.replace('.', '[.]')}: cannot be read as"):
-        load_tables(inter, items, columns=COLUMNS, rating_scale=(1, 5))
-
-
-def test_a_folder_instead_of_a_table(tmp_path):
-    inter, items = _tables(tmp_path)
-    (tmp_path / "folder.csv").mkdir()
-    with pytest.raises(DataError, match=r"folder\.csv is a folder"):
-        load_tables(tmp_path / "folder.csv", items, columns=COLUMNS, rating_scale=(1, 5))
 
 
 def test_missing_domain_in_the_item_table_blames_the_item_table(tmp_path):
