@@ -11,7 +11,6 @@ from cdtl.encoders.users import (
     AttentionPool,
     history_csr,
     mean_pool,
-    pad_histories,
     profile_text,
     recency_pool,
     recency_weights,
@@ -84,12 +83,6 @@ def test_bad_inputs_name_the_argument() -> None:
         recency_pool(ITEM_EMB, HISTORIES, 1.0, timestamps=np.arange(3))
     with pytest.raises(ValueError, match="empty must be one of"):
         mean_pool(ITEM_EMB, HISTORIES, empty="skip")
-
-
-def test_pad_histories_keeps_the_most_recent_items() -> None:
-    items, mask = pad_histories(HISTORIES, max_len=2)
-    assert items.tolist() == [[0, 1], [2, 0], [0, 2]]
-    assert mask.tolist() == [[True, True], [True, False], [True, True]]
 
 
 def test_attention_pool_starts_as_the_mean_and_ignores_padding() -> None:
