@@ -1,5 +1,4 @@
-"""The memory-bounded data path: Arrow reading into codes, CSR in one sort, skewed synthetic data, chunked ranking,
-sharded batches."""
+"""The memory-bounded data path: Arrow reading into codes, CSR in one sort, chunked ranking, sharded batches."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import torch
 from cdtl.data import DataError, load_tables
 from cdtl.data.columnar import csr_matrix, read_interactions
 from cdtl.data.ids import IdMap, interaction_matrix
-from cdtl.data.synthetic import synthetic_two_domain
 from cdtl.evaluate import chunk_users, evaluate_ranking, group_items
 from cdtl.models.batches import bpr_batches, rating_batches
 from cdtl.models.transfer.emcdr import user_batches
@@ -73,26 +71,6 @@ def test_csr_matrix_equals_the_reference_builder_with_duplicates():
     np.testing.assert_array_equal(fast.indptr, ref.indptr)
     np.testing.assert_array_equal(fast.indices, ref.indices)
     assert (fast.data == 1).all()
-
-
-def test_synthetic_data_is_seeded_distinct_and_skewed(tmp_path):
-    a, b = synthetic_two_domain(20_000, seed=3), synthetic_two_domain(20_000, seed=3)
-    np.testing.assert_array_equal(a.u, b.u)
-    np.testing.assert_array_equal(a.i, b.i)
-    assert len(a) == 20_000 and a.n_items == 1_000
-    assert np.unique(a.u.astype(np.int64) * a.n_items + a.i).size == 20_000  # distinct pairs
-    assert np.bincount(a.u).min() >= 1 and a.u.max() == a.n_users - 1
-    pop = np.sort(np.bincount(a.i, minlength=a.n_items))[::-1]
-    assert pop[:10].sum() > 0.2 * len(a) and pop[-500:].sum() < 0.15 * len(a)  # top 1 % of items: > 20 %; bottom half: < 15 %
-    activity = np.sort(np.bincount(a.u))[::-1]
-    assert activity[0] > 5 * np.median(activity)
-    both = np.intersect1d(a.u[a.domain == 0], a.u[a.domain == 1]).size
-    assert 0.3 * a.n_users < both < a.n_users  # many users, not all, are active in both domains
-    inter_path, items_path = a.write_parquet(tmp_path)
-    back = read_interactions(inter_path, items_path)
-    assert len(back) == 20_000 and len(back.items) == a.n_items and back.domains == ("A", "B")
-    np.testing.assert_array_equal(back.users.decode(back.u), np.char.add("u", a.u.astype(str)).astype(object))
-    assert synthetic_two_domain(20_000, seed=4).u.tolist() != a.u.tolist()
 
 
 def test_chunked_ranking_equals_one_chunk_and_respects_the_budget():
