@@ -75,6 +75,9 @@ def _write_bundle(config: dict, out: str | None, overwrite: bool) -> int:
     exported = export(config, out, overwrite=overwrite or None)
     print(f"wrote bundle {exported.path} (test NDCG@10 of the served fusion: "
           f"{exported.fitted.per_user[exported.fusion]['ndcg@10'].mean():.4f})")
+    if exported.sequential is not None:  # export.sequential: the next-item model for ordered histories, same test users
+        print(f"  with a {exported.sequential.info['model']} for ordered histories (test NDCG@10 on the same users: "
+              f"{exported.sequential.per_user['ndcg@10'].mean():.4f})")
     return 0
 
 

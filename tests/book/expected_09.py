@@ -32,6 +32,10 @@ _ALWAYS = {
     "fpr_peeking": (0.10, 0.40),
     "fpr_msprt": (0.0, 0.06),
     "interleaving_p_value": (0.0, 0.01),
+    "sequential_reload_status": (200, 200),  # the bundle with a next-item model swapped in
+    "sequential_scorer": (1, 1),  # an ordered history is read by it
+    "sequential_history_used": (6, 6),  # three action films and three comedies; the unknown id is reported, not read
+    "sequential_order_changes_ranking": (1, 1),  # the same films reversed get another top 5
 }
 
 EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
@@ -53,6 +57,9 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "cuped_variance_reduction": (-0.01, 0.2),
         "power_fixed_horizon": (0.05, 0.4),
         "power_msprt": (0.0, 0.15),
+        # the bundled text SASRec (5 epochs) on the same test users: 0.0786, 0.1061 below the fusion [-0.125, -0.086]
+        "sequential_ndcg10": (0.05, 0.12),
+        "sequential_vs_fusion_difference": (-0.16, -0.05),
     },
     "full": {  # MovieLens 1M; measured on the bundle of `cdtl export fusion_ml1m` (seed 0), the same code path
         **_ALWAYS,
