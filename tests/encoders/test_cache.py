@@ -107,16 +107,3 @@ def test_the_encoder_re_encodes_a_damaged_shard(tmp_path):
     torch.testing.assert_close(repaired, vectors, atol=1e-5, rtol=0)
     assert again.cache.stats.misses == len(titles)  # all three encoded again
     assert TextEncoder(cache_dir=tmp_path).encode(titles).equal(repaired)  # and the repaired shard now reads back
-
-
-def test_a_model_that_cannot_be_loaded_is_named_before_any_work(monkeypatch, tmp_path):
-    import huggingface_hub.constants
-
-    from cdtl.encoders.language_model import check_loadable
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # an offline machine
-    with pytest.raises(OSError, match=r"lm\.model: cannot load model 'cdtl-tests/no-such-model'.*hf download"):
-        check_loadable("cdtl-tests/no-such-model", "lm.model")
-    with pytest.raises(OSError, match="holds no config.json"):
-        check_loadable(str(tmp_path), "lm.model")
-    check_loadable(None)  # the packaged default
