@@ -13,7 +13,7 @@ FUSION = {"kind": "fusion", "name": "f", "scorers": ["mf", "lm_bridge", "popular
 def test_an_export_section_is_split_off_with_defaults():
     experiment, settings = split_config({**FUSION, "export": {"bundle": "b", "fusion": "global"}})
     assert "export" not in experiment and experiment["scorers"] == ["mf", "lm_bridge", "popularity"]
-    assert settings == {"bundle": "b", "fusion": "global", "overwrite": False}
+    assert settings == {"bundle": "b", "fusion": "global", "overwrite": False, "sequential": None}
 
 
 @pytest.mark.parametrize("config, message", [
@@ -23,6 +23,7 @@ def test_an_export_section_is_split_off_with_defaults():
     ({**FUSION, "export": {"colour": 1}}, "export.colour"),
     ({**FUSION, "export": {"fusion": "mixture"}}, "export.fusion"),
     ({**FUSION, "export": "here"}, "export must be a mapping"),
+    ({**FUSION, "export": {"sequential": {"dim": 0}}}, "export.sequential.dim"),
 ])
 def test_bad_export_settings_fail_before_training(config, message):
     with pytest.raises(ValueError, match=message):
