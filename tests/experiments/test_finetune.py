@@ -14,7 +14,7 @@ from cdtl.experiments import ConfigError, finetune
 @pytest.mark.parametrize("change, message", [
     ({"protocol": {"cold_ratio": 1.0}}, "protocol.cold_ratio must be > 0 and < 1"),
     ({"batches": {"users": -1}}, "batches.users must be an integer >= 0"),
-    ({"batches": {"batch_size": 0}}, "batches.batch_size must be an integer >= 1"),
+    ({"batches": {"batch_size": 0}}, "batches.batch_size must be >= 1, got 0"),
     ({"batches": {"batch_size": True}}, "batches.batch_size must be an integer, got True"),
     ({"evaluate": {"whiten_dim": 0}}, "evaluate.whiten_dim must be a positive integer"),
     ({"evaluate": {"metrics": ["ndcg@ten"]}}, "unknown metric 'ndcg@ten'"),
