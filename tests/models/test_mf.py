@@ -8,35 +8,10 @@ import numpy as np
 import pytest
 import torch
 from loops import adam_epochs
+from planted import N_ITEMS, N_USERS, NEVER_SEEN, _planted
 
 from cdtl.data.ids import interaction_matrix
 from cdtl.models import LOSSES, MF, bpr_batches, rating_batches, softmax_batches
-
-N_USERS, N_ITEMS = 40, 24
-NEVER_SEEN = 23  # no user interacts with this item
-
-
-def _planted() -> dict[str, np.ndarray]:
-    """Two taste groups: even users like items 0-10, odd users items 11-21; item 22 is shared, 23 never seen.
-
-    Each user has interacted with 7 random items of their own group (rating 5) and 3 of the
-    other group (rating 1); ``held`` is one of their own group's items they have not seen.
-    """
-    rng = np.random.default_rng(0)
-    users, items, ratings, held = [], [], [], []
-    for u in range(N_USERS):
-        own = np.arange(0, 11) if u % 2 == 0 else np.arange(11, 22)
-        other = np.arange(11, 22) if u % 2 == 0 else np.arange(0, 11)
-        liked = rng.choice(own, size=8, replace=False)
-        disliked = rng.choice(other, size=3, replace=False)
-        users += [u] * 10
-        items += list(liked[:7]) + list(disliked)
-        ratings += [5.0] * 7 + [1.0] * 3
-        held.append(liked[7])
-    return {
-        "users": np.array(users), "items": np.array(items), "ratings": np.array(ratings, dtype=np.float32),
-        "held": np.array(held),
-    }
 
 
 def _fit(model: MF, batches, epochs: int, lr: float = 0.05) -> list[float]:
@@ -220,63 +195,3 @@ def test_bad_arguments_name_what_was_expected():
         MF(3, 3, dropout=1.0)
     with pytest.raises(KeyError, match=r"missing \['neg'\]"):
         MF(3, 3, loss="bpr").loss({"user": torch.tensor([0]), "pos": torch.tensor([1])})
-
-
-# --------------------------------------------------------------------------- batch makers
-
-
-def test_batch_makers_cover_every_pair_once_and_are_seeded():
-    data = _planted()
-    batches = rating_batches(data["users"], data["items"], data["ratings"], batch_size=64)
-    assert len(batches) == math.ceil(len(data["users"]) / 64)
-    epoch = list(batches(0, torch.Generator().manual_seed(3)))
-    seen = sorted(zip(torch.cat([b["user"] for b in epoch]).tolist(), torch.cat([b["item"] for b in epoch]).tolist()))
-    assert seen == sorted(zip(data["users"].tolist(), data["items"].tolist()))
-    again = list(batches(0, torch.Generator().manual_seed(3)))
-    assert all(torch.equal(x["user"], y["user"]) for x, y in zip(epoch, again))
-    other = list(batches(0, torch.Generator().manual_seed(4)))
-    assert not torch.equal(epoch[0]["user"], other[0]["user"])
-    assert epoch[0]["rating"].dtype == torch.float32 and epoch[0]["user"].dtype == torch.int64
-
-
-def test_bpr_negatives_never_hit_a_training_positive():
-    rng = np.random.default_rng(0)
-    n_users, n_items = 50, 30
-    dense = rng.random((n_users, n_items)) < 0.8  # dense on purpose: most uniform draws are hits
-    dense[:, 0] = False  # every user has at least one negative
-    users, items = np.nonzero(dense)
-    csr = interaction_matrix(users, items, n_users, n_items)
-    batches = bpr_batches(users, items, n_items, 100, csr)
-    gen = torch.Generator().manual_seed(0)
-    for epoch in range(3):
-        for batch in batches(epoch, gen):
-            assert not dense[batch["user"].numpy(), batch["neg"].numpy()].any()
-            assert dense[batch["user"].numpy(), batch["pos"].numpy()].all()
-    several = bpr_batches(users, items, n_items, 100, csr, n_negatives=4)
-    batch = next(several(0, gen))
-    assert batch["neg"].shape == (100, 4)
-    assert not dense[batch["user"].numpy()[:, None], batch["neg"].numpy()].any()
-    full = interaction_matrix(np.zeros(3, dtype=np.int64), np.arange(3), 1, 3)
-    with pytest.raises(ValueError, match="every item"):
-        bpr_batches(np.zeros(3, dtype=np.int64), np.arange(3), 3, 2, full)
-    with pytest.raises(ValueError, match="n_items"):
-        bpr_batches(users, items, n_items + 1, 100, csr)
-
-
-def test_softmax_batches_sample_shared_negatives_from_the_sampler():
-    users = np.array([0, 0, 1, 1, 2, 2, 2, 2])
-    items = np.array([0, 1, 1, 1, 1, 2, 2, 2])  # item 3 and 4 never occur
-    full = softmax_batches(users, items, 5, batch_size=3)
-    assert len(full) == 3 and set(next(full(0, torch.Generator().manual_seed(0)))) == {"user", "item"}
-    pop = softmax_batches(users, items, 5, batch_size=8, n_negatives=2000, sampler="popularity")
-    batch = next(pop(0, torch.Generator().manual_seed(0)))
-    assert batch["neg"].shape == (2000,)
-    counts = torch.bincount(batch["neg"], minlength=5).numpy() / 2000
-    np.testing.assert_allclose(counts, [1 / 8, 4 / 8, 3 / 8, 0, 0], atol=0.04)
-    torch.testing.assert_close(batch["log_q"].exp(), torch.tensor([1 / 8, 4 / 8, 3 / 8, 0, 0]))
-    uni = softmax_batches(users, items, 5, batch_size=8, n_negatives=4)
-    torch.testing.assert_close(next(uni(0, torch.Generator()))["log_q"], torch.full((5,), -math.log(5)))
-    with pytest.raises(ValueError, match="sampler"):
-        softmax_batches(users, items, 5, 8, n_negatives=4, sampler="zipf")
-    with pytest.raises(ValueError, match=r"items must lie in \[0, 2\)"):
-        softmax_batches(users, items, 2, 8)
