@@ -6,6 +6,8 @@ import pytest
 from edges_app import app  # noqa: F401  (fixture)
 from serveapp import AUTH, bounded
 
+from cdtl.serve.schemas import MAX_ID, check_id, check_text, title_from_text
+
 
 @pytest.mark.parametrize("body, field, says", [
     ({"item": "   ", "text": "a film"}, "item", "empty or only whitespace"),
@@ -31,3 +33,25 @@ def test_a_text_may_hold_line_breaks_and_its_title_is_one_clean_line(app):
     assert app.post("/items", json=body, headers=AUTH).status_code == 201
     found = app.post("/similar-items", json={"text": "a kite festival comedy", "k": 13}).json()["items"]
     assert {"f-lines": "A comedy film about a kite festival"}.items() <= {i["item"]: i["title"] for i in found}.items()
+
+
+@pytest.mark.parametrize("value, says", [
+    (7, "must be a string"),
+    ("  ", "empty or only whitespace"),
+    ("x ", "starts or ends with whitespace"),
+    ("a\u2060b", r"U\+2060 at position 1"),  # word joiner: invisible
+])
+def test_check_id_refuses_what_could_be_confused(value, says):
+    with pytest.raises(ValueError, match=says):
+        check_id(value)
+
+
+def test_ids_texts_and_titles_that_are_fine_pass_unchanged():
+    assert check_id("f-\u00e9t\u00e9 2") == "f-\u00e9t\u00e9 2"
+    assert check_text("line one\n\tline two\r\n") == "line one\n\tline two\r\n"
+    with pytest.raises(ValueError, match=r"U\+001B at position 4"):
+        check_text("bad \x1b text")
+    assert title_from_text("  A film\nabout\u200b a\tkite  ") == "A film about a kite"
+    assert title_from_text("x" * 300) == "x" * MAX_ID
+    cut = title_from_text("word " * 100)
+    assert len(cut) <= MAX_ID and cut == cut.strip()  # cut at the limit, no space left at the end
