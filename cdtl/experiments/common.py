@@ -21,7 +21,7 @@ from cdtl import distributed, folderlock
 from cdtl.configfile import ConfigFileError, apply_override, check_name, check_range, check_type, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
-from cdtl.experiments.sections import TextSection, renamed_key
+from cdtl.experiments.sections import TextSection, renamed_key, seed_hint
 from cdtl.io import atomic_write
 from cdtl.models.batches import bpr_batches, rating_batches
 from cdtl.models.mf import MF
@@ -55,6 +55,9 @@ def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "
         moved = renamed_key(kind, f"{where}{key}") if isinstance(key, str) else None
         if moved is not None:
             raise ConfigError(f"{where}{key} was renamed to {moved}: rename it in your config")
+        hint = seed_hint(kind or "single", key) if not where else None
+        if hint is not None:
+            raise ConfigError(f"unknown key {key!r}: {hint}")
         if key not in defaults:
             raise ConfigError(f"unknown key {where}{preview(key) if not isinstance(key, str) else repr(key[:80])}; "
                               f"valid keys: {', '.join(sorted(defaults))}")

@@ -60,6 +60,20 @@ RENAMED: dict[str, dict[str, str]] = {
 }
 
 
+#: the comparisons that repeat themselves for each seed of a list, and the kinds that run once with one seed
+REPEATED = ("transfer", "newitems", "fewshot")
+ONCE = ("single", "fusion", "finetune", "multitask", "sequential")
+
+
+def seed_hint(kind: str, key: str) -> str | None:
+    """What to write instead, when a config gives ``seed`` to a kind that repeats over ``seeds`` or the other way."""
+    if key == "seed" and kind in REPEATED:
+        return "this kind repeats its comparison for each seed of a list: write seeds: [0] (or [0, 1, 2])"
+    if key == "seeds" and kind in ONCE:
+        return "this kind runs once: write seed: 0, and run it again for another seed"
+    return None
+
+
 def renamed_key(kind: str, dotted: str) -> str | None:
     """Where the old key ``dotted`` of ``kind`` lives now, or None when it never had that name."""
     return RENAMED.get(kind, {}).get(dotted)

@@ -4,6 +4,7 @@ with its new name rather than ignored."""
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -71,3 +72,14 @@ def test_the_mf_section_takes_the_models_own_defaults(kind):
     for section in sections:
         for name in ("dim", "reg"):
             assert section[name] == inspect.signature(MF).parameters[name].default
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_seed_in_the_other_form_says_which_form_this_kind_takes(kind):
+    from cdtl.experiments.sections import ONCE, REPEATED
+
+    assert kind in ONCE + REPEATED
+    wrong, right = ("seed", "seeds: [0]") if kind in REPEATED else ("seeds", "seed: 0")
+    assert (wrong == "seed") == ("seeds" in importlib.import_module(KINDS[kind]).DEFAULTS)
+    with pytest.raises(ConfigError, match=rf"unknown key '{wrong}': .*write {re.escape(right)}"):
+        _resolve(kind, {wrong: 0 if wrong == "seed" else [0]})
