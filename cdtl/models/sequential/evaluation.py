@@ -58,11 +58,14 @@ def _rows(split: SequenceSplit, stage: str, rows: np.ndarray | None) -> tuple[np
 
 
 def rank_next(model: object, split: SequenceSplit, stage: str = "test", ks: Iterable[int] = (10,), max_len: int = 50,
-              batch_size: int = 512, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              batch_size: int = 512, rows: np.ndarray | None = None,
+              exclude_history: bool = True) -> dict[str, np.ndarray]:
     """Per-user metrics of the ``stage`` target ranked among every target-domain item not in the user's history.
 
     ``rows`` picks users (row indices of ``split.users``; default all). Returns ``users``
-    (those row indices) and one array per metric, aligned with them.
+    (those row indices) and one array per metric, aligned with them. ``exclude_history=False``
+    ranks the target among every target-domain item, history included (RecBole's full sort
+    for sequential models excludes nothing), for comparisons with such tables.
     """
     score, columns = _scorer(model), split.target_items()
     users, histories, targets = _rows(split, stage, rows)
@@ -71,7 +74,8 @@ def rank_next(model: object, split: SequenceSplit, stage: str = "test", ks: Iter
     column_of[columns] = np.arange(len(columns))
     if (column_of[targets] < 0).any():
         raise ValueError(f"a {stage} target is outside the target domain {split.target!r}")
-    seen = [np.unique(column_of[h][column_of[h] >= 0]) for h in histories]
+    seen = [np.unique(column_of[h][column_of[h] >= 0]) if exclude_history else np.zeros(0, np.int64)
+            for h in histories]
     exclude = sp.csr_matrix((np.ones(sum(len(s) for s in seen)),
                              (np.repeat(np.arange(len(seen)), [len(s) for s in seen]),
                               np.concatenate(seen) if seen else [])), shape=(len(seen), len(columns)))

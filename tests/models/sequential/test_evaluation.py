@@ -66,3 +66,22 @@ def test_recent_only_hides_all_but_the_last_items_of_each_history():
     assert seq.tolist() == [[0, 3, 4, 5], [6, 7, 8, 9]]  # the caller's histories are left as they were
     with pytest.raises(ValueError, match="keep"):
         RecentOnly(Echo(), 0)
+
+
+def test_history_items_compete_with_the_target_only_when_not_excluded():
+    split = _toy_split()
+    oracle = _Oracle(split, split.n_items)
+
+    class HistoryFirst:
+        """The true next item scores 1, the history's own items 2: only excluding them lets the target win."""
+
+        def score_histories(self, seq):
+            out = oracle.score_histories(seq)
+            for row, s in enumerate(seq.tolist()):
+                out[row, [i - 1 for i in s if i > 0]] = 2.0
+            return out
+
+    excluded = rank_next(HistoryFirst(), split, "test", (1, 10), max_len=10)
+    kept = rank_next(HistoryFirst(), split, "test", (1, 10), max_len=10, exclude_history=False)
+    assert excluded["hit@1"].mean() == 1.0
+    assert kept["hit@1"].mean() == 0.0 and kept["hit@10"].mean() == 1.0  # 5 history items, then the target
