@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         command.append("--overwrite")
     started = datetime.datetime.now(datetime.timezone.utc)
     source = commit()  # the code the run starts from (the tree may move while it runs)
-    clock = time.monotonic()
+    clock, load_before = time.monotonic(), os.getloadavg()
     cli = [sys.executable, "-m", "cdtl.cli", *command[1:]]
     done = subprocess.run(cli, check=False)
     if done.returncode != 0:
@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {"command": shlex.join(command), "profile": os.environ.get("CDTL_PROFILE"),
                   "started_utc": started.isoformat(timespec="seconds"),
                   "wall_seconds": round(time.monotonic() - clock, 1), "commit": source,
-                  "machine": machine(), "versions": versions()}
+                  "machine": machine(), "versions": versions(),
+                  # how busy the machine was (1-minute load average) when the run began and ended: wall time on a
+                  # shared machine is an upper bound on what the run costs alone
+                  "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}}
     from cdtl.io import atomic_write
 
     compress_per_user(out)
