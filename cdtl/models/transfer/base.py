@@ -89,7 +89,8 @@ class TargetScorer(nn.Module):
             known = self.trainable_items()
             if known is not None:  # items held out of training (new items) are not even negatives
                 logits = logits.masked_fill(~known, float("-inf"))
-            return F.cross_entropy(logits[inverse], batch["item"])
+            # normalised once per distinct user, not once per row: a batch of whole users holds each one many times
+            return -F.log_softmax(logits, dim=1)[inverse, batch["item"]].mean()
         neg = batch["neg"] if batch["neg"].dim() == 2 else batch["neg"].unsqueeze(1)
         y = self._pairs(batch["user"], torch.cat([batch["pos"].unsqueeze(1), neg], dim=1))
         return -F.logsigmoid(y[:, :1] - y[:, 1:]).mean()
