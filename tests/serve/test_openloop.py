@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
+from loopback import loopback
 
 from cdtl.serve import loadtest
 from cdtl.serve.openloop import run_open_loop, schedule, summarize_open, sweep
@@ -37,14 +38,8 @@ class _Slow(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with loopback(_Slow) as url:
+        yield url
 
 
 REQUESTS = [("warm", "/recommend", {"user": "1"})]
