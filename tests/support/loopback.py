@@ -1,15 +1,15 @@
-"""A throwaway HTTP server on 127.0.0.1 for the load-test tests: any handler, a free port, stopped when done."""
+"""A throwaway HTTP server on 127.0.0.1 for tests (load tests, the built book): any handler, a free port, stopped after."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+def loopback(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` on a free loopback port in a daemon thread; yield its base URL, then shut it down."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
