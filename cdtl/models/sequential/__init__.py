@@ -14,5 +14,6 @@ from cdtl.models.sequential.transformer import CausalTransformer, causal_mask
 
 __all__ = [
     "CausalTransformer", "CrossDomainSASRec", "GRU4Rec", "LastItemKNN", "NextItemModel", "RecentOnly", "SASRec",
-    "SequencePopularity", "TextSASRec", "causal_mask", "item_counts", "next_item_batches", "rank_next", "rank_sampled", "set_trainable"
+    "SequencePopularity", "TextSASRec", "causal_mask", "item_counts", "next_item_batches", "rank_next", "rank_sampled",
+    "set_trainable"
 ]
