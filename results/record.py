@@ -2,7 +2,7 @@
 
 Chapters quote these runs (too long for the page) from the committed metrics.json; the
 provenance.json next to it says which command ran, when, on what machine, with which
-package versions. Usage (from the repository root, as ``make results`` does):
+package versions, and the sha256 of every file the run wrote. Usage (from the repository root, as ``make results`` does):
 
     python results/record.py NAME CONFIG [--set KEY=VALUE ...]
 
@@ -100,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                   # how busy the machine was (1-minute load average) when the run began and ended: wall time on a
                   # shared machine is an upper bound on what the run costs alone
                   "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}}
-    from cdtl.io import atomic_write
+    from cdtl.io import atomic_write, file_hash
 
     compress_per_user(out)
+    # the sha256 of every file the run wrote: a chapter quoting it (cdtl.recorded_runs) refuses an edited copy
+    provenance["sha256"] = {f.name: file_hash(f) for f in sorted(out.iterdir())
+                            if f.is_file() and f.name != "provenance.json" and not f.name.startswith(".")}
     atomic_write(out / "provenance.json", json.dumps(provenance, indent=2) + "\n")
     print(f"recorded {out / 'metrics.json'} and {out / 'provenance.json'}")
     return 0
