@@ -13,10 +13,12 @@ import sys
 
 import nbformat
 import pytest
-from notebooks import ROOT, toc_files
+from notebooks import ROOT, toc_files, toc_pages
 
 sys.path.insert(0, str(ROOT / "book"))
 from cdtl_book import timings  # noqa: E402  (the book's own helpers live next to its pages)
+
+from cdtl.recorded_runs import PROVENANCE_KEYS  # noqa: E402
 
 # The chapters that follow the conventions. Add a chapter here when it does; the list ends as every chapter.
 CONFORMING = ["00_preface", "01_cold_start_data", "02_matrix_factorization", "03_language_model_encoders",
@@ -133,6 +135,20 @@ def test_sources_are_cited_from_the_one_bibliography(stem: str):
         f"{stem}: the bibliography must list this chapter's citations only (:filter: docname in docnames)"
 
 
+def test_every_bibliography_entry_is_cited_in_the_book():
+    """references.bib holds only sources a page of the book cites (a chapter's markdown or a book/*.md page)."""
+    texts = []
+    for page in toc_pages():
+        notebook, markdown = ROOT / f"{page}.ipynb", ROOT / f"{page}.md"
+        if notebook.exists():
+            texts += [cell.source for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "markdown"]
+        elif markdown.exists():
+            texts.append(markdown.read_text(encoding="utf-8"))
+    cited = {key.strip() for group in CITE.findall("\n".join(texts)) for key in group.split(",")}
+    uncited = sorted(set(BIB_KEY.findall((ROOT / "references.bib").read_text())) - cited)
+    assert not uncited, f"references.bib entries no page cites (cite them where they are used, or remove them): {uncited}"
+
+
 def test_reference_lists_have_distinct_label_prefixes():
     """Each chapter's list numbers its entries from 1, so two lists need distinct :labelprefix: values."""
     owners: dict[str, list[str]] = {}
@@ -171,6 +187,8 @@ def test_bibliography_entries_are_complete():
 
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::[^`]*)?`")
 RECORD_CALL = re.compile(r"cdtl\.nb\.record\(\s*(f?)([\"'])(.*?)\2", re.S)
+# a recorded run quoted from results/ (cdtl.recorded_runs.quote_run) records where it was measured under a prefix
+QUOTE_CALL = re.compile(r"quote_run\(\s*([\"'])[^\"']+\1\s*,\s*(?:prefix\s*=\s*)?([\"'])([^\"']*)\2")
 # a number as typed in prose: 0.383, 1,928, 266 (not part of a word, a version, a label or a path)
 NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w.]?\w)")
 
@@ -199,6 +217,8 @@ def record_patterns(cells: list[nbformat.NotebookNode]) -> list[re.Pattern[str]]
     for is_f, _, name in RECORD_CALL.findall(code):
         parts = re.split(r"\{[^{}]*\}", name) if is_f else [name]
         patterns.append(re.compile(".+".join(re.escape(p) for p in parts) + r"\Z"))
+    for *_, prefix in QUOTE_CALL.findall(code):
+        patterns += [re.compile(re.escape(prefix + key) + r"\Z") for key in PROVENANCE_KEYS]
     return patterns
 
 
@@ -238,6 +258,14 @@ def test_record_patterns_match_f_string_names():
     patterns = record_patterns(cells)
     assert any(p.match("mf_warm_old_low") for p in patterns) and any(p.match("new_items") for p in patterns)
     assert not any(p.match("mf_warm_old_high") for p in patterns)
+
+
+def test_record_patterns_know_what_a_quoted_run_records():
+    cells = [nbformat.v4.new_code_cell('run = quote_run("newitems_ml1m", "ml1m_")\nfew = quote_run("x", prefix="full_")')]
+    patterns = record_patterns(cells)
+    for name in ("ml1m_command", "ml1m_machine", "full_date"):
+        assert any(p.match(name) for p in patterns), name
+    assert not any(p.match("ml1m_wall") or p.match("x_command") for p in patterns)
 
 
 # Chapters whose prose is checked against their records (every chapter, as each one records what it states).
