@@ -15,6 +15,11 @@ and ``sasrec_shuffled`` (SASRec on shuffled histories at the largest budget: doe
 matter?). Every model is scored on every target user's test item, by full ranking of the
 target catalogue and among ``evaluate.negatives`` sampled negatives, and each system is
 compared with ``evaluate.reference`` on the same users (``cdtl.evaluate.paired_difference``).
+
+That is the default ``protocol.setting: new_domain``. ``protocol.setting: merged`` is C2DSR's
+setting instead: shared users' two domains merged in time order, the test target each user's
+last target item, ``merged_sasrec`` (it knows each item's domain) against the target-only
+models on the same users' target items (``cdtl.experiments.sequential_merged``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sequential_merged import (
+    MERGED_MODELS,
+    check_setting,
+    merged_split,
+    merged_system,
+    scoring_view,
+)
 from cdtl.models.sequential import (
     GRU4Rec,
     LastItemKNN,
@@ -64,7 +76,7 @@ from cdtl.train.config import defaults as train_defaults
 
 TARGET_ONLY = ("popularity", "item_knn", "gru4rec", "sasrec", "sasrec_shuffled", "text_target")
 TRANSFERRED = ("text_zero_shot", "text_adaptor", "text_full", "text_ids_full")
-MODELS = TARGET_ONLY + TRANSFERRED
+MODELS = TARGET_ONLY + TRANSFERRED + MERGED_MODELS
 TRAIN = {**train_defaults(), "epochs": 30, "lr": 1e-3, "monitor": "ndcg@10", "patience": 5}
 DEFAULTS: dict[str, Any] = {
     "kind": "sequential",
@@ -72,11 +84,13 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "dataset": {"name": "movielens-100k", "domains": "genre"},
     # target_share: the share of users with enough history in both domains sent to the target
-    "protocol": {"source": "action", "target": "comedy", "target_share": 0.5, "min_length": 3,
+    # setting: new_domain (no user or item shared) or merged (shared users' two domains as one history)
+    "protocol": {"setting": "new_domain", "source": "action", "target": "comedy", "target_share": 0.5, "min_length": 3,
                  "budgets": [0.01, 0.05, 0.2, 1.0]},
-    "models": list(MODELS),
+    "models": list(TARGET_ONLY + TRANSFERRED),
     "model": {"dim": 64, "max_len": 50, "layers": 2, "heads": 1, "dropout": 0.2, "n_experts": 8, "temperature": 0.07,
-              "seq_seq_weight": 0.0, "item_drop": 0.2, "knn_k": 100, "sampled_softmax": 0},
+              "seq_seq_weight": 0.0, "item_drop": 0.2, "knn_k": 100, "sampled_softmax": 0,
+              "source_loss_weight": 1.0},
     "text": dict(TEXT),
     "batches": {"batch_size": 128},
     "pretrain": dict(TRAIN),
@@ -91,6 +105,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
     check_choices(cfg, {"models": MODELS})
+    check_setting(cfg)
     check_ranking_metrics(cfg["evaluate"]["metrics"])
     for section in ("pretrain", "train"):
         check_train(cfg[section], section)
@@ -172,6 +187,8 @@ def _system(ctx: Context, name: str, pretrained: TextSASRec | None, rows: np.nda
     target = ctx.split.target
     histories = [target.train[r] for r in rows]
     val = ctx.val_rows(target, rows)
+    if name in MERGED_MODELS:
+        return merged_system(ctx, name, rows)
     if name == "popularity":
         return SequencePopularity(histories, target.n_items), {}
     if name == "item_knn":
@@ -200,9 +217,9 @@ def _with_ids(ctx: Context, pretrained: TextSASRec) -> TextSASRec:
     return model
 
 
-def _score(ctx: Context, model: Any, negatives: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-user metrics on every target user's test item: full ranking, and ``sampled_*`` among the negatives."""
-    target, max_len = ctx.split.target, ctx.m["max_len"]
+def _score(ctx: Context, model: Any, negatives: np.ndarray, target: Any) -> dict[str, np.ndarray]:
+    """Per-user metrics on every user's test item of ``target`` (a split): full ranking, ``sampled_*`` among the negatives."""
+    max_len = ctx.m["max_len"]
     full = rank_next(model, target, "test", ctx.ks, max_len)
     sampled = rank_sampled(model, target, negatives, "test", ctx.ks, max_len, seed=ctx.seed)
     metrics = ctx.ev["metrics"]
@@ -229,7 +246,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     """Pre-train, transfer and score every system at every budget; return the ``Result`` (per-user table included).
 
     The result's ``models`` hold every trained system under ``(name, budget)`` and the pre-trained
-    text model under ``"pretrained"``; ``data`` is the new-domain split.
+    text model under ``"pretrained"``; ``data`` is the new-domain split (or the merged one).
     """
     started = time.perf_counter()
     cfg = resolve(config)
@@ -239,8 +256,11 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     for role in ("source", "target"):
         if proto[role] not in data.domains:
             raise ConfigError(f"protocol.{role} {preview(proto[role])} is not a domain of {data.name}: {data.domains}")
-    split = new_domain_split(data, proto["source"], proto["target"], target_share=proto["target_share"],
-                             seed=cfg["seed"], min_length=proto["min_length"])
+    if proto["setting"] == "merged":
+        split = merged_split(data, proto, cfg["seed"])
+    else:
+        split = new_domain_split(data, proto["source"], proto["target"], target_share=proto["target_share"],
+                                 seed=cfg["seed"], min_length=proto["min_length"])
     ctx = Context(cfg, split, *_text_vectors(cfg, data, split))
     negatives = sampled_negatives(split.target, "test", int(ev["negatives"]), seed=cfg["seed"])
 
@@ -254,7 +274,8 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
         rows = split.budget_users(budget) if budget > 0 else np.zeros(0, dtype=np.int64)
         model, info = _system(ctx, name, pretrained, rows)
         models[(name, budget)] = model
-        frames.append(pd.DataFrame({"system": name, "budget": budget, **_score(ctx, model, negatives)}))
+        scored_on, negs = scoring_view(split, name, negatives)
+        frames.append(pd.DataFrame({"system": name, "budget": budget, **_score(ctx, model, negs, scored_on)}))
         runs.append({"system": name, "budget": budget, "train_users": len(rows), **info})
     per_user = pd.concat(frames, ignore_index=True)
     summary = {
@@ -272,7 +293,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
 def _text_vectors(cfg: dict[str, Any], data: Any, split: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen language-model vectors of the source and target catalogues (rows in each split's item order)."""
     if not any(name.startswith("text") for name in cfg["models"]):
-        return torch.zeros(split.pretrain.n_items, 1), torch.zeros(split.target.n_items, 1)
+        return torch.zeros(1, 1), torch.zeros(1, 1)  # no text model reads them
     items = data.items.assign(item=data.items["item"].astype(str)).drop_duplicates("item").set_index("item", drop=False)
     vectors = []
     for part in (split.pretrain, split.target):

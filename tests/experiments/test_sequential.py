@@ -79,3 +79,44 @@ def test_a_small_run_scores_every_system_on_the_same_users(tmp_path):
 def test_same_seed_same_numbers():
     one, two = (sequential.run(_config(models=["sasrec", "item_knn"]), data=_toy()) for _ in range(2))
     pd.testing.assert_frame_equal(one.per_user, two.per_user)
+
+
+def _merged_config(**extra):
+    return _config(protocol={"setting": "merged", "source": "a", "target": "b", "budgets": [1.0]},
+                   models=["popularity", "sasrec", "merged_sasrec_no_domain", "merged_sasrec"], **extra)
+
+
+def test_the_merged_config_resolves():
+    cfg = registry.resolve(registry.load_config("sequential_amazon_merged"))
+    assert cfg["protocol"]["setting"] == "merged" and "merged_sasrec" in cfg["models"]
+    assert cfg["evaluate"]["negatives"] == 999 and cfg["evaluate"]["reference"] == "sasrec"
+    assert sequential.resolve({"kind": "sequential"})["protocol"]["setting"] == "new_domain"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"protocol": {"setting": "mixed"}}, "protocol.setting must be one of new_domain, merged"),
+    ({"protocol": {"setting": "merged"}, "models": ["sasrec", "text_full"]}, "text_full.*need protocol.setting new_domain"),
+    ({"models": ["sasrec", "merged_sasrec"]}, "merged_sasrec.*need protocol.setting merged"),
+    ({"protocol": {"setting": "merged"}, "models": ["sasrec"], "model": {"source_loss_weight": 1.5}},
+     "source_loss_weight"),
+])
+def test_bad_settings_are_refused_by_name(change, message):
+    with pytest.raises(ConfigError, match=message):
+        sequential.resolve({"kind": "sequential", **change})
+
+
+def test_a_merged_run_scores_every_system_on_the_same_users_and_items(tmp_path):
+    result = sequential.run(_merged_config(), tmp_path / "out", data=_toy())
+    split, table = result.data, result.per_user
+    assert split.merged.n_users == split.target.n_users == len(table) / 4
+    users = [part.sort_values("user")["user"].tolist() for _, part in table.groupby("system")]
+    assert all(u == users[0] for u in users)  # paired: the same users under every system
+    assert set(table["budget"]) == {1.0}
+    assert result["counts"]["setting"] == "merged"
+    model = result.models[("merged_sasrec", 1.0)]
+    assert model.domain is not None and result.models[("merged_sasrec_no_domain", 1.0)].domain is None
+    assert model.n_items == split.merged.n_items and result.models[("sasrec", 1.0)].n_items == split.target.n_items
+    paired = pd.DataFrame(result["paired"])
+    assert set(paired["system"]) == {"popularity", "merged_sasrec_no_domain", "merged_sasrec"}
+    assert (paired["n"] == split.target.n_users).all()
+    assert "merged_sasrec" in sequential.format_table(json.loads((tmp_path / "out" / "metrics.json").read_text()))

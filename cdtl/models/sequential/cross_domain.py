@@ -12,7 +12,7 @@ history, and the next food item is predicted from all of it. The model is SASRec
   domain heads do, and only target items are scored for ranking (source items get minus
   infinity), since the target domain is what the model recommends.
 
-``source_weight`` weighs the positions whose next item is a source item (0: learn from
+``source_loss_weight`` weighs the positions whose next item is a source item (0: learn from
 source items only as context; 1: every position counts alike). With ``negatives`` in a
 batch the loss is the base class's log-Q sampled softmax over both domains instead.
 """
@@ -39,7 +39,7 @@ class CrossDomainSASRec(NextItemModel):
     """
 
     def __init__(self, is_target: np.ndarray | Tensor, dim: int = 64, *, max_len: int = 50, layers: int = 2,
-                 heads: int = 1, dropout: float = 0.2, source_weight: float = 1.0,
+                 heads: int = 1, dropout: float = 0.2, source_loss_weight: float = 1.0,
                  domain_embedding: bool = True) -> None:
         super().__init__()
         flags = torch.as_tensor(np.asarray(is_target)).bool().flatten()
@@ -48,10 +48,10 @@ class CrossDomainSASRec(NextItemModel):
                              f"{len(flags)} items, dim {dim}, max_len {max_len}")
         if not flags.any():
             raise ValueError("is_target marks no item as a target-domain item: there would be nothing to rank")
-        if not 0.0 <= float(source_weight) <= 1.0:
-            raise ValueError(f"source_weight must be in [0, 1], got {source_weight!r}")
+        if not 0.0 <= float(source_loss_weight) <= 1.0:
+            raise ValueError(f"source_loss_weight must be in [0, 1], got {source_loss_weight!r}")
         self.n_items, self.dim, self.max_len = len(flags), dim, max_len
-        self.source_weight = float(source_weight)
+        self.source_loss_weight = float(source_loss_weight)
         codes = torch.where(flags, TARGET, SOURCE)
         self.register_buffer("codes", torch.cat([torch.zeros(1, dtype=torch.long), codes]), persistent=False)
         self.register_buffer("target_columns", torch.nonzero(flags).flatten(), persistent=False)
@@ -102,11 +102,11 @@ class CrossDomainSASRec(NextItemModel):
         if to_target.any():
             total = total + self._domain_loss(hidden[to_target], target[to_target], items, self.target_columns).sum()
             weight = weight + to_target.sum()
-        if self.source_weight > 0 and (~to_target).any():
+        if self.source_loss_weight > 0 and (~to_target).any():
             ce = self._domain_loss(hidden[~to_target], target[~to_target], items, self.source_columns)
-            total = total + self.source_weight * ce.sum()
-            weight = weight + self.source_weight * (~to_target).sum()
-        if weight == 0:  # a batch with only source positions and source_weight 0: nothing to learn, but a graph
+            total = total + self.source_loss_weight * ce.sum()
+            weight = weight + self.source_loss_weight * (~to_target).sum()
+        if weight == 0:  # a batch with only source positions and source_loss_weight 0: nothing to learn, but a graph
             return hidden.sum() * 0.0
         return total / weight
 

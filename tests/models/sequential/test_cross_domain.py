@@ -80,7 +80,7 @@ def test_each_position_is_a_softmax_over_its_next_items_domain():
     src = F.cross_entropy(hidden[[0, 2]] @ items[:N_SOURCE].T, torch.tensor([0, 1]), reduction="sum")
     tgt = F.cross_entropy(hidden[[1, 3]] @ items[N_SOURCE:].T, torch.tensor([0, 1]), reduction="sum")
     torch.testing.assert_close(model.loss(batch), (src + tgt) / 4)
-    only_target = _model(source_weight=0.0)
+    only_target = _model(source_loss_weight=0.0)
     torch.testing.assert_close(only_target.loss(batch), tgt / 2)
     assert only_target.loss({"seq": torch.tensor([[0, 7]]), "pos": torch.tensor([[1, 2]])}).item() == 0.0  # no target next
 
@@ -105,7 +105,7 @@ def test_training_on_merged_histories_beats_popularity():
 @pytest.mark.parametrize("kwargs, message", [
     ({"is_target": np.zeros(4, bool)}, "no item"),
     ({"is_target": np.zeros(0, bool)}, "is_target"),
-    ({"is_target": IS_TARGET, "source_weight": 2.0}, "source_weight"),
+    ({"is_target": IS_TARGET, "source_loss_weight": 2.0}, "source_loss_weight"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
