@@ -8,6 +8,7 @@ from typing import Any
 
 ENV_VAR = "CDTL_PROFILE"
 WITH_GPU, WITHOUT_GPU = "full", "smoke"  # the default where a CUDA GPU is present, and where none is
+RENAMED = {"max_text_length": "max_length"}  # an older field's name -> its name now (the config key's)
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Profile:
     eval_batch_size: int  # users per batch in full-ranking evaluation
     embedding_dim: int  # latent size of ID-based models
     encode_batch_size: int  # texts per language-model forward pass
-    max_text_length: int  # tokens kept per item text
+    max_length: int  # tokens kept per item text (a config's text.max_length)
     bootstrap: int  # bootstrap resamples for confidence intervals
     plot_sample: int  # points drawn in scatter plots
     finetune_users: int  # users whose histories fine-tune the language model (0: every user)
@@ -52,7 +53,7 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=512,
         embedding_dim=32,
         encode_batch_size=64,
-        max_text_length=32,
+        max_length=32,
         bootstrap=200,
         plot_sample=2_000,
         finetune_users=256,
@@ -74,7 +75,7 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=2048,
         embedding_dim=64,
         encode_batch_size=256,
-        max_text_length=64,
+        max_length=64,
         bootstrap=1_000,
         plot_sample=20_000,
         finetune_users=0,
@@ -129,6 +130,10 @@ def profile(name: str | None = None, **overrides: Any) -> Profile:
     ``profile("smoke", epochs=5)``.
     """
     base = PROFILES[choose(name)[0]]
+    renamed = sorted(set(overrides) & set(RENAMED))
+    if renamed:
+        raise ValueError(f"profile field {renamed[0]} was renamed to {RENAMED[renamed[0]]}: write "
+                         f"{RENAMED[renamed[0]]}=...")
     unknown = sorted(set(overrides) - set(base.as_dict()))
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {sorted(base.as_dict())}")

@@ -24,6 +24,9 @@ def test_profile_overrides_and_errors(monkeypatch):
     assert cdtl.profile("smoke", epochs=7).epochs == 7
     with pytest.raises(ValueError, match="unknown profile field"):
         cdtl.profile("smoke", epoch=7)
+    with pytest.raises(ValueError, match="profile field max_text_length was renamed to max_length"):
+        cdtl.profile("smoke", max_text_length=16)
+    assert cdtl.profile("smoke", max_length=16).max_length == 16
     with pytest.raises(ValueError, match=r"unknown profile 'tiny'.*\['full', 'smoke'\]"):
         cdtl.profile("tiny")
     monkeypatch.setenv("CDTL_PROFILE", "huge")

@@ -21,7 +21,7 @@ from cdtl import distributed, folderlock
 from cdtl.configfile import ConfigFileError, apply_override, check_name, check_range, check_type, preview
 from cdtl.data.ids import interaction_matrix
 from cdtl.evaluate import evaluate_ranking, evaluate_ratings, group_items, popularity_scores
-from cdtl.experiments.sections import TextSection, renamed_key, seed_hint
+from cdtl.experiments.sections import TextSection, TrainSection, renamed_key, seed_hint
 from cdtl.io import atomic_write
 from cdtl.models.batches import bpr_batches, rating_batches
 from cdtl.models.mf import MF
@@ -96,9 +96,9 @@ def check_choices(cfg: dict[str, Any], choices: dict[str, Any]) -> None:
 
 
 def check_train(section: dict[str, Any], where: str) -> None:
-    """Refuse a training section that ``TrainConfig`` would refuse, naming the section."""
+    """Refuse a training section that the training loop would refuse (``sections.TrainSection``), naming the section."""
     try:
-        TrainConfig.from_dict(section)
+        TrainSection.of(section)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from err
 
@@ -237,7 +237,7 @@ def tuning_for(profile: Any, tuning: dict[str, Any] | None = None) -> dict[str, 
 
 def size_text(config: dict[str, Any], profile: Any) -> None:
     """Size a text comparison's ``text``, ``tuning`` and bootstrap for a profile, in place."""
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    TextSection.size(config, profile)
     config["tuning"] = {**config.get("tuning", {}), **tuning_for(profile, config.get("tuning"))}
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
 
@@ -255,18 +255,17 @@ def item_vectors(text: dict[str, Any], items: pd.DataFrame, encoder: str = "froz
     from cdtl.data.newitems import check_item_texts
 
     check_item_texts(items, "item table")
+    typed = TextSection.of(text)
     if encoder == "frozen":
         from cdtl.encoders.catalogue import encode_items
 
-        return encode_items(items, model=text["model"], max_length=int(text["max_length"]),
-                            batch_size=int(text["encode_batch_size"])), None
+        return encode_items(items, **typed.encoder_arguments()), None
     if encoder != "tuned" or train is None or tuning is None:
         raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)} (tuned needs training interactions and a "
                           f"tuning section), got {preview(encoder)}")
     from cdtl.models.tuned_encoder import tune_item_encoder
 
-    tuned = tune_item_encoder(items, train, model=text["model"], max_length=int(text["max_length"]),
-                              encode_batch_size=int(text["encode_batch_size"]), seed=seed, validate=validate,
+    tuned = tune_item_encoder(items, train, **typed.tuning_arguments(), seed=seed, validate=validate,
                               **{k: tuning[k] for k in TUNING})
     cost = {"seed": seed, "train_seconds": tuned.train_seconds, "encode_seconds": tuned.encode_seconds,
             "users": tuned.users, "from_cache": tuned.from_cache, "history": tuned.history}

@@ -39,6 +39,7 @@ from cdtl.encoders.text_encoder import TextEncoder
 from cdtl.env import cache_dir
 from cdtl.experiments import export_sequential, fusion, transfer
 from cdtl.experiments.common import ConfigError
+from cdtl.experiments.sections import TextSection
 from cdtl.serve.pack import SCORERS, Trained, pack_bundle
 
 EXPORT_DEFAULTS: dict[str, Any] = {"bundle": None, "fusion": "user", "overwrite": False, "sequential": None}
@@ -98,9 +99,8 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 def _encoder(cfg: dict[str, Any]) -> Any:
     """The text encoder the bridge's item vectors came from (cached on disk), built from the bridge's config."""
     bridge = transfer.resolve(cfg["lm_bridge"]["config"])
-    text = bridge["text"]
-    return TextEncoder(text["model"], pooling="mean", max_length=int(text["max_length"]),
-                       batch_size=int(text["encode_batch_size"]), cache_dir=cache_dir() / "embeddings"), bridge["lm_bridge"]
+    text = TextSection.of(bridge["text"])
+    return TextEncoder(pooling="mean", cache_dir=cache_dir() / "embeddings", **text.encoder_arguments()), bridge["lm_bridge"]
 
 
 def export(config: dict[str, Any], out: str | Path | None = None, *, overwrite: bool | None = None,

@@ -28,10 +28,11 @@ from cdtl.configfile import clip, preview
 from cdtl.data.sequential import left_pad
 from cdtl.experiments.common import ConfigError, check_ranking_metrics, check_train, constructor_defaults, rank_users
 from cdtl.experiments.fusion import evaluate_test
+from cdtl.experiments.sections import TrainSection
 from cdtl.experiments.sequential import TRAIN  # the sequential experiment's training defaults
 from cdtl.models.sequential import next_item_batches
 from cdtl.serve.sequential import ARGS, MODELS, build_model
-from cdtl.train import TrainConfig, fit, set_seed
+from cdtl.train import fit, set_seed
 
 LIMITS = {"dim": 4096, "max_len": 4096, "layers": 48, "heads": 64, "n_experts": 64, "batch_size": 65536}
 
@@ -127,7 +128,7 @@ def train_sequential(cfg: dict[str, Any], fd: Any, text: torch.Tensor, settings:
         return {monitor: float(out[monitor].mean())}
 
     batches = next_item_batches(histories, max_len, settings["batch_size"])
-    result = fit(model, batches, TrainConfig.from_dict({**train, "seed": cfg["seed"]}), validate if monitor else None)
+    result = fit(model, batches, TrainSection.of(train).train_config(cfg["seed"]), validate if monitor else None)
     model.cpu().eval()
     per_user = evaluate_test(cfg, fd, score_all)
     info = {"model": settings["model"], "best_epoch": result.best_epoch, "epochs": len(result.history),

@@ -39,7 +39,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.sections import mf_section
+from cdtl.experiments.sections import TrainSection, mf_section
 from cdtl.experiments.transfer_models import FallbackScorer, train_config, train_domain_mf
 from cdtl.models.batches import softmax_batches
 from cdtl.models.content_knn import ContentKNN
@@ -73,8 +73,8 @@ DEFAULTS: dict[str, Any] = {
     "knn": {"k": 10, "max_history": 100},
     # the weights of the text score the blend tries on the validation users (0: the target-only model alone)
     "blend": {"betas": [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]},
-    "dropoutnet": {"lr": 0.003, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0, "dim": 64,
-                   "hidden": 256, "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
+    "dropoutnet": {**TrainSection.flat(lr=0.003, epochs=30, patience=3, batch_size=1024), "dim": 64, "hidden": 256,
+                   "item_dropout": 0.5, "user_dropout": 0.5, "dropout": 0.1},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "monitor": "ndcg@10", "bootstrap": 1000, "batch_size": 2048},
 }
 

@@ -38,12 +38,11 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.sections import TextSection
+from cdtl.experiments.sections import TextSection, TrainSection, train_section
 from cdtl.models.text_only import evaluate_cold_start, history_rows
 from cdtl.models.two_tower import LR, WEIGHT_DECAY, TwoTower, two_tower_batches
 from cdtl.nb import metric_table
-from cdtl.train import TrainConfig, fit, set_seed
-from cdtl.train.config import defaults as train_defaults
+from cdtl.train import fit, set_seed
 
 TOWER_KEYS = ("freeze_layers", "max_history", "user_pooling", "adaptor", "adaptor_dim", "n_experts",
               "dropout", "temperature")
@@ -60,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "text": TextSection.defaults(),
     # users: how many training histories fine-tune the tower (0: every user's)
     "batches": {"batch_size": 64, "users": 0, "logq": True},
-    "train": {**train_defaults(), "epochs": 1, "lr": LR, "weight_decay": WEIGHT_DECAY},
+    "train": train_section(epochs=1, lr=LR, weight_decay=WEIGHT_DECAY),
     "evaluate": {"metrics": ["ndcg@10", "recall@10"], "bootstrap": 1000, "whiten_dim": 32},
 }
 
@@ -87,7 +86,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     config = copy.deepcopy(config)
     model, batches = config.setdefault("model", {}), config.setdefault("batches", {})
     model.update(freeze_layers=profile.finetune_freeze_layers, max_history=profile.finetune_max_history)
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    TextSection.size(config, profile)
     batches.update(batch_size=profile.finetune_batch_size, users=profile.finetune_users)
     config.setdefault("train", {})["epochs"] = profile.finetune_epochs
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
@@ -131,7 +130,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     untrained = torch.nn.functional.cosine_similarity(tower.encode_items(texts[:64]), frozen[:64]).min()
     batches = two_tower_batches(tower, texts, histories, batch_size=cfg["batches"]["batch_size"],
                                 logq=cfg["batches"]["logq"])
-    trained = fit(tower, batches, TrainConfig.from_dict({**cfg["train"], "seed": cfg["seed"]}))
+    trained = fit(tower, batches, TrainSection.of(cfg["train"]).train_config(cfg["seed"]))
     tuned = tower.encode_items(texts, batch_size=int(text.encode_batch_size))
 
     systems, frames = {}, []

@@ -33,6 +33,7 @@ import torch
 
 from cdtl.configfile import check_cutoffs, preview
 from cdtl.evaluate import compare_to_reference, format_interval, report, slice_users
+from cdtl.experiments import transfer
 from cdtl.experiments.common import (
     ConfigError,
     Result,
@@ -56,17 +57,15 @@ from cdtl.experiments.fusion_training import (
     text_user_vectors,
     train_target_mf,
 )
-from cdtl.experiments.sections import TextSection
+from cdtl.experiments.sections import TextSection, train_section
 from cdtl.models.fusion import MODES, POOLINGS, Scorer, SoftmaxFusion
 from cdtl.train import set_seed
-from cdtl.train.config import defaults as train_defaults
 
 SCORERS = ("mf", "text", "popularity", "lm_bridge")
 LABELS = {"mf": "MF (BPR)", "text": "text only", "popularity": "popularity", "lm_bridge": "LM bridge",
           "uniform": "uniform average", "global": "global fusion", "user": "per-user fusion"}
 SLICES = ("all", "warm", "cold")
 
-_TRAIN = train_defaults()
 DEFAULTS: dict[str, Any] = {
     "kind": "fusion",
     "name": "fusion",
@@ -74,13 +73,13 @@ DEFAULTS: dict[str, Any] = {
     "dataset": {"name": "movielens-100k", "domains": "genre"},
     "protocol": {"source": "action", "target": "comedy", "cold_ratio": 0.2, "warm_val": 0.1, "warm_test": 0.1},
     "scorers": ["mf", "text", "popularity"],
-    "mf": {"dim": 64, "reg": 0.0, "n_negatives": 1, "batch_size": 1024, "train": dict(_TRAIN)},
+    "mf": {"dim": 64, "reg": 0.0, "n_negatives": 1, "batch_size": 1024, "train": train_section()},
     "text": TextSection.defaults(pooling="mean", whiten=True, whiten_dim=32),
     # the bridge: a model name of the transfer comparison (cdtl.experiments.transfer.MODELS) and its config
     "lm_bridge": {"model": "lm_bridge", "config": {}},
     "fusion": {"modes": list(MODES), "pooling": "geometric", "calibrate": False, "hidden": 16,
-               "temperature": "auto", "standardize": True, "batch_size": 128, "train": {**_TRAIN, "optimizer": "adam", "lr": 0.05,
-                                                                 "epochs": 40}},
+               "temperature": "auto", "standardize": True, "batch_size": 128, "train": train_section(optimizer="adam", lr=0.05,
+                                                                                    epochs=40)},
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048},
 }
 
@@ -94,9 +93,9 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"a fusion config must be a mapping, got {type(config).__name__}")
     config = copy.deepcopy(config)
     bridge = config.get("lm_bridge")
-    bridge_config = bridge.pop("config", {}) if isinstance(bridge, dict) else {}  # the transfer module checks it
+    bridge_config = bridge.pop("config", {}) if isinstance(bridge, dict) else {}  # a transfer config, checked below
     cfg = merge_config(DEFAULTS, config, "")
-    cfg["lm_bridge"]["config"] = bridge_config
+    cfg["lm_bridge"]["config"] = resolve_bridge(bridge_config)
     if cfg["kind"] != "fusion":
         raise ConfigError(f"kind must be 'fusion' for cdtl.experiments.fusion, got {preview(cfg['kind'])}")
     scorers = cfg["scorers"]
@@ -134,6 +133,17 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def resolve_bridge(config: Any) -> dict[str, Any]:
+    """The bridge's transfer config with its defaults filled in (what the run uses and metrics.json records), checked
+    before any data is loaded; a mistake is named under ``lm_bridge.config``."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"lm_bridge.config must be a mapping (a transfer config), got {preview(config)}")
+    try:
+        return transfer.resolve(config)
+    except ConfigError as err:
+        raise ConfigError(f"lm_bridge.config: {err}") from err
+
+
 def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     """``config`` sized for a profile: at most ``profile.epochs`` for the base scorers, its bootstrap and text sizes.
 
@@ -143,10 +153,8 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     mf_train = config.setdefault("mf", {}).setdefault("train", {})
     mf_train["epochs"] = min(int(mf_train.get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    TextSection.size(config, profile)
     if "lm_bridge" in config.get("scorers", DEFAULTS["scorers"]):  # the bridge's own transfer config, sized alike
-        from cdtl.experiments import transfer
-
         bridge = config.setdefault("lm_bridge", {})
         bridge["config"] = transfer.size(bridge.get("config", {}), profile)
     return config

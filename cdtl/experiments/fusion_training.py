@@ -11,9 +11,9 @@ import torch
 from cdtl.configfile import preview
 from cdtl.experiments.common import Popularity, rank_users, train_mf
 from cdtl.experiments.fusion_data import FusionData
-from cdtl.experiments.sections import TextSection
+from cdtl.experiments.sections import TextSection, TrainSection
 from cdtl.models.fusion import Scorer, SoftmaxFusion, fusion_batches, gate_features, score_scales
-from cdtl.train import TrainConfig, TrainResult, fit, set_seed
+from cdtl.train import TrainResult, fit, set_seed
 
 
 def train_target_mf(cfg: dict[str, Any], fd: FusionData) -> tuple[Any, TrainResult]:
@@ -26,7 +26,7 @@ def train_target_mf(cfg: dict[str, Any], fd: FusionData) -> tuple[Any, TrainResu
         res = rank_users(score_all, warm_fit, cfg["evaluate"]["metrics"], fd.fit_exclude, cfg["evaluate"]["batch_size"])
         return {k: float(v.mean()) for k, v in res.items() if k != "users"}
 
-    config = TrainConfig.from_dict({**m["train"], "seed": cfg["seed"]})
+    config = TrainSection.of(m["train"]).train_config(cfg["seed"])
     return train_mf(cd.target_train, cd.n_users, cd.n_target_items, config, dim=m["dim"], reg=m["reg"],
                     batch_size=m["batch_size"], n_negatives=m["n_negatives"], exclude=fd.fit_exclude, validate=validate)
 
@@ -130,7 +130,7 @@ def calibrate(cfg: dict[str, Any], fd: FusionData, scorers: dict[str, Scorer]) -
                             standardize=cfg["fusion"]["standardize"])
         batches = fusion_batches(part["u"].to_numpy(), part["i"].to_numpy(), fd.cd.n_target_items,
                                  cfg["fusion"]["batch_size"], fd.fit_exclude)
-        fit(one, batches, TrainConfig.from_dict({**cfg["fusion"]["train"], "seed": cfg["seed"]}))
+        fit(one, batches, TrainSection.of(cfg["fusion"]["train"]).train_config(cfg["seed"]))
         out.append(float(one.temperatures[0]))
     return out
 
@@ -161,5 +161,5 @@ def fit_fusion(cfg: dict[str, Any], fd: FusionData, scorers: dict[str, Scorer], 
         return fusion.eval(), TrainResult()
     batches = fusion_batches(fd.fit["u"].to_numpy(), fd.fit["i"].to_numpy(), fd.cd.n_target_items,
                              cfg["fusion"]["batch_size"], fd.fit_exclude)
-    result = fit(fusion, batches, TrainConfig.from_dict({**cfg["fusion"]["train"], "seed": cfg["seed"]}))
+    result = fit(fusion, batches, TrainSection.of(cfg["fusion"]["train"]).train_config(cfg["seed"]))
     return fusion.cpu().eval(), result

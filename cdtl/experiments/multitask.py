@@ -62,12 +62,11 @@ from cdtl.experiments.multitask_data import (
     trivial_scorers,
 )
 from cdtl.experiments.multitask_report import format_table, table, versus_single
-from cdtl.experiments.sections import TextSection
+from cdtl.experiments.sections import TextSection, TrainSection, train_section
 from cdtl.experiments.transfer import size as transfer_size
 from cdtl.models.multitask import ARCHS, KNOWN_TASKS, WEIGHTINGS, MultiTask, multitask_batches
 from cdtl.progress import enabled, tqdm
-from cdtl.train import TrainConfig, fit, set_seed
-from cdtl.train.config import defaults as train_defaults
+from cdtl.train import fit, set_seed
 
 DEFAULTS: dict[str, Any] = {
     "kind": "multitask",
@@ -85,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "models": [{"name": "single", "arch": "single"}, {"name": "shared_bottom", "arch": "shared_bottom"},
                {"name": "mmoe", "arch": "mmoe"}, {"name": "ple", "arch": "ple"}],
     "batches": {"batch_size": 1024, "n_negatives": 1},
-    "train": {**train_defaults(), "monitor": "all", "mode": "min"},
+    "train": train_section(monitor="all", mode="min"),
     "evaluate": {"ks": [10], "bootstrap": 1000, "threshold": 4.0},
     # chapter 04's bridges (transfer model names) trained on the same training data; transfer: their transfer config
     "bridges": {"models": []},
@@ -174,11 +173,13 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
-    """The config capped to a profile: at most ``profile.epochs`` epochs, ``profile.bootstrap`` resamples."""
+    """The config capped to a profile: at most ``profile.epochs`` epochs, ``profile.bootstrap`` resamples, its text
+    length and texts per forward pass."""
     config = copy.deepcopy(config)
     train = config.setdefault("train", {})
     train["epochs"] = min(int(train.get("epochs", profile.epochs)), profile.epochs)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
+    TextSection.size(config, profile)
     bridges = config.setdefault("bridges", {})
     if bridges.get("models"):
         bridges["transfer"] = transfer_size(bridges.get("transfer", {}), profile)
@@ -223,11 +224,11 @@ def train_one(cfg: dict[str, Any], data: MultiTaskData, spec: dict[str, Any], ta
         out["all"] = float(np.mean([relative_error(t, out[f"{t}_{primary(t, ks)[0]}"], references[t]) for t in tasks]))
         return out
 
-    train = {**cfg["train"], "seed": cfg["seed"]}
+    stop: dict[str, Any] = {}
     if len(tasks) == 1:  # one task: stop on its own metric
         metric, mode = primary(tasks[0], ks)
-        train.update(monitor=f"{tasks[0]}_{metric}", mode=mode)
-    result = fit(model, batches, TrainConfig.from_dict(train), validate)
+        stop = {"monitor": f"{tasks[0]}_{metric}", "mode": mode}
+    result = fit(model, batches, TrainSection.of(cfg["train"]).train_config(cfg["seed"], **stop), validate)
     return model, result
 
 

@@ -49,17 +49,17 @@ def without_bridge_transfer(config: dict[str, Any]) -> tuple[dict[str, Any], dic
 
 
 def check_bridges(models: Any, transfer: dict[str, Any]) -> dict[str, Any]:
-    """Refuse ``bridges.models`` that name no transfer model, and a bad ``bridges.transfer``; returns the latter."""
+    """Refuse ``bridges.models`` that name no transfer model, and a bad ``bridges.transfer``; returns the latter with
+    its defaults filled in (what the bridges train with and metrics.json records)."""
     from cdtl.experiments.transfer import resolve  # the transfer kind checks its own config
 
     if not isinstance(models, list) or any(m not in TRANSFER_MODELS for m in models):
         raise ConfigError(f"bridges.models must be a list of transfer models ({', '.join(TRANSFER_MODELS)}), got "
                           f"{preview(models)}")
     try:
-        resolve(transfer)
+        return resolve(transfer)
     except ConfigError as err:
         raise ConfigError(f"bridges.transfer: {err}") from err
-    return transfer
 
 
 def place_unseen_users(model: MultiTask, trained_users: np.ndarray) -> int:

@@ -45,11 +45,11 @@ from cdtl.experiments.newitems_models import (
     evaluate_cell,
     score_validation,
 )
-from cdtl.experiments.sections import mf_section
+from cdtl.experiments.sections import TrainSection, mf_section
 from cdtl.experiments.transfer_models import LM_BRIDGE, POOLINGS
 from cdtl.models.text_only import TextOnly
 
-_TRAIN = {"lr": 0.003, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0}
+_TRAIN = TrainSection.flat(lr=0.003, epochs=30, patience=3, batch_size=1024)  # how each of its models trains
 DEFAULTS: dict[str, Any] = {
     "kind": "newitems",
     "name": "newitems",

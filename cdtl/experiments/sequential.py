@@ -52,6 +52,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sections import TextSection, TrainSection, train_section
 from cdtl.experiments.sequential_merged import (
     MERGED_MODELS,
     check_setting,
@@ -71,13 +72,12 @@ from cdtl.models.sequential import (
     rank_sampled,
     set_trainable,
 )
-from cdtl.train import TrainConfig, fit, set_seed
-from cdtl.train.config import defaults as train_defaults
+from cdtl.train import fit, set_seed
 
 TARGET_ONLY = ("popularity", "item_knn", "gru4rec", "sasrec", "sasrec_shuffled", "text_target")
 TRANSFERRED = ("text_zero_shot", "text_adaptor", "text_full", "text_ids_full")
 MODELS = TARGET_ONLY + TRANSFERRED + MERGED_MODELS
-TRAIN = {**train_defaults(), "epochs": 30, "lr": 1e-3, "monitor": "ndcg@10", "patience": 5}
+TRAIN = train_section(epochs=30, lr=1e-3, monitor="ndcg@10", patience=5)
 DEFAULTS: dict[str, Any] = {
     "kind": "sequential",
     "name": "sequential",
@@ -126,7 +126,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     for section in ("pretrain", "train"):
         part = config.setdefault(section, {})
         part["epochs"] = min(int(part.get("epochs", TRAIN["epochs"])), profile.epochs)
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    TextSection.size(config, profile)
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     return config
 
@@ -162,7 +162,7 @@ class Context:
             out = rank_next(mod, part, "val", ranking_cutoffs([monitor]), self.m["max_len"], rows=rows)
             return {monitor: float(out[monitor].mean())}
 
-        result = fit(model, batches, TrainConfig.from_dict({**self.cfg[section], "seed": self.seed}),
+        result = fit(model, batches, TrainSection.of(self.cfg[section]).train_config(self.seed),
                      validate if monitor else None)
         model.cpu().eval()
         return {"best_epoch": result.best_epoch, "epochs": len(result.history), "seconds": result.seconds}

@@ -37,12 +37,12 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
+from cdtl.experiments.sections import TrainSection, train_section
 from cdtl.fingerprint import run_fingerprint
 from cdtl.models.batches import bpr_batches, rating_batches, softmax_batches
 from cdtl.models.mf import LOSSES, MF
 from cdtl.models.transfer import MeanUser
 from cdtl.train import TrainConfig, choose_device, fit, set_seed
-from cdtl.train.config import defaults as train_defaults
 
 # Every key an experiment may have, with its default. Unknown keys fail before any work.
 DEFAULTS: dict[str, Any] = {
@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "mf", "loss": "bpr", "dim": 64, "dropout": 0.0, "reg": 0.0, "init_std": 0.01,
               "n_negatives": None, "sampler": "uniform", "sparse": False, "unseen_users": "popularity"},
     "batches": {"batch_size": 2048},
-    "train": train_defaults(),
+    "train": train_section(),
     "evaluate": {"metrics": ["recall@10", "ndcg@10"], "bootstrap": 1000, "batch_size": 2048, "threshold": 4.0},
 }
 PROTOCOLS = ("per_user", "random", "cold_start")
@@ -67,7 +67,7 @@ RATING_METRICS = ("mae", "rmse", "like_precision", "like_recall", "like_f1")
 
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice, so a bad config fails before any data is loaded."""
-    cfg = merge_config(DEFAULTS, {k: v for k, v in config.items() if k != "kind"}, "")
+    cfg = merge_config(DEFAULTS, {k: v for k, v in config.items() if k != "kind"}, "", kind="single")
     if cfg["protocol"]["name"] not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {preview(cfg['protocol']['name'])}; valid choices: {', '.join(PROTOCOLS)}")
     model = cfg["model"]
@@ -239,7 +239,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     train_csr = interaction_matrix(train["u"].to_numpy(), train["i"].to_numpy(), n_users, n_items)
     seen_csr = interaction_matrix(np.concatenate([train["u"], val["u"]]), np.concatenate([train["i"], val["i"]]),
                                   n_users, n_items)
-    train_cfg = TrainConfig.from_dict({**cfg["train"], "seed": cfg["seed"]})
+    train_cfg = TrainSection.of(cfg["train"]).train_config(cfg["seed"])
     history: list[dict[str, Any]] = []
     best_epoch = None
     popularity = Popularity(train["i"].to_numpy(), n_items)

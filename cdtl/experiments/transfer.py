@@ -36,7 +36,7 @@ from cdtl.experiments.common import (
     versions,
     write_results,
 )
-from cdtl.experiments.sections import TextSection, mf_section
+from cdtl.experiments.sections import TextSection, TrainSection, mf_section
 from cdtl.experiments.transfer_models import (
     LM_BRIDGE,
     MODELS,
@@ -58,7 +58,7 @@ RATING_METRICS = ("mae", "rmse")
 _MF = mf_section()
 # how a bridge trains; ranking_loss: how a bridge trained for ranking learns, "bpr" (pairs) or "softmax"
 # (one class among all items). A model's own hyper-parameters default to its constructor's.
-_BRIDGE = {"lr": 0.001, "epochs": 30, "patience": 3, "batch_size": 1024, "weight_decay": 0.0, "ranking_loss": "bpr"}
+_BRIDGE = {**TrainSection.flat(epochs=30, patience=3, batch_size=1024), "ranking_loss": "bpr"}
 DEFAULTS: dict[str, Any] = {
     "kind": "transfer",
     "name": "transfer",
@@ -114,7 +114,7 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
         config.setdefault(section, {})["epochs"] = min(int(cfg[section]["epochs"]), profile.epochs)
     for task in TASKS:
         config.setdefault("mf", {}).setdefault(task, {})["epochs"] = min(int(cfg["mf"][task]["epochs"]), profile.epochs)
-    config.setdefault("text", {}).update(max_length=profile.max_text_length, encode_batch_size=profile.encode_batch_size)
+    TextSection.size(config, profile)
     config["tuning"] = {**config.get("tuning", {}), **tuning_for(profile, config.get("tuning"))}
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     if cfg["dataset"]["name"].startswith("amazon"):  # the Amazon pair is sampled for quick profiles

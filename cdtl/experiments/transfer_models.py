@@ -20,6 +20,7 @@ from cdtl.experiments.common import (
     rating_scale,
     train_mf,
 )
+from cdtl.experiments.sections import TrainSection
 from cdtl.models.batches import bpr_batches, group_by_user, rating_batches, softmax_batches
 from cdtl.models.mf import MF
 from cdtl.models.transfer import CMF, EMCDR, PTUPCDR, LMBridge, MeanUser, PTUPCDRText, domain_batches, user_batches
@@ -52,10 +53,8 @@ LM_BRIDGE = {"adaptor": "linear", "dim": 64, "hidden": 256, "dropout": 0.1, "ite
 
 
 def train_config(section: dict[str, Any], seed: int, monitor: str | None = None, mode: str = "max") -> TrainConfig:
-    """The training loop's config for one section of a transfer config (Adam, the section's lr and epochs)."""
-    return TrainConfig(epochs=int(section["epochs"]), optimizer="adam", lr=float(section["lr"]),
-                       weight_decay=float(section.get("weight_decay", 0.0)), monitor=monitor, mode=mode,
-                       patience=int(section.get("patience", 5)), seed=seed)
+    """The training loop's config for a model's own section (Adam with the section's training keys, ``TrainSection``)."""
+    return TrainSection.within(section).train_config(seed, optimizer="adam", monitor=monitor, mode=mode)
 
 
 def interaction_batches(frame: pd.DataFrame, n_items: int, task: str, batch_size: int, n_negatives: int = 1,

@@ -31,7 +31,7 @@ def test_the_profile_sizes_the_tuning_and_the_result_still_resolves():
     assert sized["model"] == {"dropout": 0.2, "freeze_layers": smoke.finetune_freeze_layers,
                               "max_history": smoke.finetune_max_history}
     assert sized["batches"]["users"] == smoke.finetune_users and sized["train"]["epochs"] == smoke.finetune_epochs
-    assert sized["text"]["max_length"] == smoke.max_text_length and sized["evaluate"]["bootstrap"] == smoke.bootstrap
+    assert sized["text"]["max_length"] == smoke.max_length and sized["evaluate"]["bootstrap"] == smoke.bootstrap
     cfg = finetune.resolve(sized)
     assert cfg["model"]["dropout"] == 0.2 and cfg["model"]["user_pooling"] == "mean"  # the rest: the tower's defaults
 

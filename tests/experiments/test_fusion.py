@@ -1,4 +1,4 @@
-"""The fusion kind's config: bad keys and choices named, the bridge a switch sized like the rest."""
+"""The fusion kind's config: bad keys and choices named, the bridge a switch sized and resolved like the rest."""
 
 from __future__ import annotations
 
@@ -25,9 +25,16 @@ def test_config_errors_are_clear(change, message):
         comparison.resolve({"kind": "fusion", **change})
 
 
-def test_bridge_config_passes_through_and_size_caps_base_epochs():
-    cfg = comparison.resolve({"kind": "fusion", "lm_bridge": {"config": {"anything": 1}}})
-    assert cfg["lm_bridge"]["config"] == {"anything": 1}
+def test_bridge_config_is_resolved_before_any_data_and_size_caps_base_epochs():
+    from cdtl.experiments import transfer
+
+    cfg = comparison.resolve({"kind": "fusion", "lm_bridge": {"config": {"lm_bridge": {"dim": 8}}}})
+    assert cfg["lm_bridge"]["config"] == transfer.resolve({"lm_bridge": {"dim": 8}})  # every default, as recorded
+    assert cfg["lm_bridge"]["config"]["lm_bridge"]["dim"] == 8
+    with pytest.raises(ConfigError, match=r"^lm_bridge.config: unknown key 'anything'"):
+        comparison.resolve({"kind": "fusion", "lm_bridge": {"config": {"anything": 1}}})
+    with pytest.raises(ConfigError, match="lm_bridge.config must be a mapping"):
+        comparison.resolve({"kind": "fusion", "lm_bridge": {"config": [1]}})
     sized = comparison.size({"kind": "fusion", "mf": {"train": {"epochs": 99}}}, profile("smoke"))
     assert sized["mf"]["train"]["epochs"] == profile("smoke").epochs
     assert sized["evaluate"]["bootstrap"] == profile("smoke").bootstrap
@@ -38,6 +45,6 @@ def test_the_language_model_bridge_is_a_config_switch_sized_like_the_rest():
     sized = comparison.size({"kind": "fusion", "scorers": ["mf", "lm_bridge", "popularity"]}, profile("smoke"))
     bridge = sized["lm_bridge"]["config"]
     assert bridge["lm_bridge"]["epochs"] <= profile("smoke").epochs
-    assert bridge["text"]["max_length"] == profile("smoke").max_text_length
+    assert bridge["text"]["max_length"] == profile("smoke").max_length
     cfg = comparison.resolve(sized)
     assert cfg["scorers"] == ["mf", "lm_bridge", "popularity"] and cfg["lm_bridge"]["model"] == "lm_bridge"

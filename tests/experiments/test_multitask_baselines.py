@@ -10,6 +10,7 @@ import torch
 from cdtl.experiments import multitask as comparison
 from cdtl.experiments.common import ConfigError
 from cdtl.experiments.multitask_baselines import place_unseen_users
+from cdtl.experiments.transfer import resolve as transfer_resolve
 from cdtl.models.multitask import MultiTask
 
 
@@ -33,7 +34,8 @@ def test_baseline_choices_are_checked_before_any_work():
                               "bridges": {"models": ["ptupcdr"]}})
     assert cfg["models"][0]["cold_users"] == "mean_user" and cfg["bridges"]["models"] == ["ptupcdr"]
     with_settings = comparison.resolve({"bridges": {"models": ["emcdr_linear"], "transfer": {"mf": {"ranking": {"dim": 8}}}}})
-    assert with_settings["bridges"]["transfer"] == {"mf": {"ranking": {"dim": 8}}}
+    recorded = with_settings["bridges"]["transfer"]  # resolved: every default the bridges train with
+    assert recorded["mf"]["ranking"]["dim"] == 8 and recorded == transfer_resolve({"mf": {"ranking": {"dim": 8}}})
     assert comparison.resolve({})["models"][0]["cold_users"] == "random"
     for config, match in [
         ({"models": [{"name": "m", "arch": "mmoe", "cold_users": "mean_user"}]}, "single only"),

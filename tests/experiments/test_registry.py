@@ -30,6 +30,7 @@ def test_every_kind_runs_on_your_own_two_domain_data(kind, tmp_path):
     assert isinstance(result, Result) and result.models, f"{kind} returned no trained model"
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["config"] == json.loads(json.dumps(result["config"]))  # result[key] reads what metrics.json holds
+    assert saved["config"] == json.loads(json.dumps(resolve(CONFIGS[kind])))  # the resolved config: every default
     users = set(data.interactions["user"])
     if result.per_user is not None:  # the per-user table names the user's own ids, and is on disk too
         assert set(result.per_user["user"]) <= users
