@@ -16,7 +16,7 @@ class Inputs(nn.Module):
 
     ``item_text`` is (sum of n_items, text_dim): the frozen language-model vectors of every
     item, domain 0's catalogue first (a buffer, never trained); a linear map projects
-    them to ``dim``. Without it the text part is left out.
+    them to ``dim``, once per distinct item of a batch. Without it the text part is left out.
     """
 
     def __init__(self, n_users: int, n_items: Sequence[int], dim: int, item_text: Tensor | None = None,
@@ -38,6 +38,7 @@ class Inputs(nn.Module):
     def forward(self, users: Tensor, items: Tensor, domains: Tensor) -> Tensor:
         rows = items + self.offsets[domains]  # the item's row in the one table of all domains
         parts = [self.user(users), self.item(rows), self.domain(domains)]
-        if self.project is not None:
-            parts.append(self.project(self.text[rows]))
+        if self.project is not None:  # project each distinct item once: scoring repeats every item for every user
+            distinct, position = torch.unique(rows, return_inverse=True)
+            parts.append(self.project(self.text[distinct])[position])
         return torch.cat(parts, dim=-1)

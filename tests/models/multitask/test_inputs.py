@@ -34,3 +34,17 @@ def test_without_text_there_is_no_projection():
     inputs = Inputs(n_users=2, n_items=[2], dim=3)
     assert inputs.text is None and inputs.project is None
     assert not any(name.startswith("project") for name, _ in inputs.named_parameters())
+
+
+def test_repeated_items_are_projected_once_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    text = torch.randn(8, 5)
+    inputs = Inputs(n_users=4, n_items=[3, 5], dim=2, item_text=text)
+    users, items, domains = torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([4, 1, 4, 0, 1, 4]), torch.tensor([1] * 6)
+    out = inputs(users, items, domains)[:, 6:]
+    direct = inputs.project(text[items + 3])  # one projection per row
+    torch.testing.assert_close(out, direct)
+    weights = torch.randn(6, 2)
+    (grad_once,) = torch.autograd.grad((out * weights).sum(), inputs.project.weight)
+    (grad_rows,) = torch.autograd.grad((direct * weights).sum(), inputs.project.weight)
+    torch.testing.assert_close(grad_once, grad_rows)
