@@ -4,7 +4,7 @@ Chapter 03's experiment, on a cold-start split (``cdtl.data.cold_start_split``):
 
 - the item tower of a two-tower model (``cdtl.models.two_tower``), the language model
   itself, is fine-tuned with an in-batch softmax on the split's training histories (both
-  domains, in time order; ``batches.users`` of them sampled, 0 for every user): never a
+  domains, in time order; ``batches.max_users`` of them sampled, null for every user): never a
   held-out target interaction of a cold user;
 - the test cold users are then ranked by the text-only recommender
   (``cdtl.models.text_only.evaluate_cold_start``) four ways: with the frozen encoder's item
@@ -57,8 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "model": constructor_defaults(TwoTower, *TOWER_KEYS),
     # model: a Hugging Face id or folder, None for the packaged all-MiniLM-L6-v2
     "text": TextSection.defaults(),
-    # users: how many training histories fine-tune the tower (0: every user's)
-    "batches": {"batch_size": 64, "users": 0, "logq": True},
+    # max_users: how many training histories fine-tune the tower (None: every user's), as tuning.max_users elsewhere
+    "batches": {"batch_size": 64, "max_users": None, "logq": True},
     "train": train_section(epochs=1, lr=LR, weight_decay=WEIGHT_DECAY),
     "evaluate": {"metrics": ["ndcg@10", "recall@10"], "bootstrap": 1000, "whiten_dim": 32},
 }
@@ -71,10 +71,13 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     check_train(cfg["train"], "train")
     if not 0.0 < float(cfg["protocol"]["cold_ratio"]) < 1.0:
         raise ConfigError(f"protocol.cold_ratio must be in (0, 1), got {preview(cfg['protocol']['cold_ratio'])}")
-    for key in ("users", "batch_size"):
+    for key in ("max_users", "batch_size"):
         value = cfg["batches"][key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "users" else 1):
-            raise ConfigError(f"batches.{key} must be an integer >= {0 if key == 'users' else 1}, got {preview(value)}")
+        if key == "max_users" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"batches.{key} must be an integer >= 1{' or null' if key == 'max_users' else ''}, "
+                              f"got {preview(value)}")
     whiten_dim = cfg["evaluate"]["whiten_dim"]
     if isinstance(whiten_dim, bool) or not isinstance(whiten_dim, int) or whiten_dim < 1:
         raise ConfigError(f"evaluate.whiten_dim must be a positive integer, got {preview(whiten_dim)}")
@@ -87,14 +90,14 @@ def size(config: dict[str, Any], profile: Any) -> dict[str, Any]:
     model, batches = config.setdefault("model", {}), config.setdefault("batches", {})
     model.update(freeze_layers=profile.finetune_freeze_layers, max_history=profile.finetune_max_history)
     TextSection.size(config, profile)
-    batches.update(batch_size=profile.finetune_batch_size, users=profile.finetune_users)
+    batches.update(batch_size=profile.finetune_batch_size, max_users=profile.finetune_users or None)
     config.setdefault("train", {})["epochs"] = profile.finetune_epochs
     config.setdefault("evaluate", {})["bootstrap"] = profile.bootstrap
     return config
 
 
-def training_histories(split: Any, users: int, seed: int) -> list[np.ndarray]:
-    """Every user's training items (rows of the item table, oldest first), ``users`` of them sampled (0: all)."""
+def training_histories(split: Any, users: int | None, seed: int) -> list[np.ndarray]:
+    """Every user's training items (rows of the item table, oldest first), ``users`` of them sampled (None or 0: all)."""
     _, histories = history_rows(split.train, split.data.items)
     if users and users < len(histories):
         keep = np.sort(np.random.default_rng(seed).choice(len(histories), users, replace=False))
@@ -123,7 +126,7 @@ def run(config: dict[str, Any], out_dir: str | os.PathLike | None = None, *, dat
     texts = data.items["text"].tolist()
     text = TextSection.of(cfg["text"])
     frozen = encode_items(data.items, **text.encoder_arguments())
-    histories = training_histories(split, cfg["batches"]["users"], cfg["seed"])
+    histories = training_histories(split, cfg["batches"]["max_users"], cfg["seed"])
 
     set_seed(cfg["seed"])
     tower = TwoTower(text.model, max_length=int(text.max_length), **{key: m[key] for key in TOWER_KEYS})

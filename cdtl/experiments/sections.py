@@ -146,7 +146,9 @@ RENAMED: dict[str, dict[str, str]] = {
     "multitask": {"features.max_text_length": "text.max_length", "features.encode_batch_size": "text.encode_batch_size",
                   **_seed_of("train")},
     "finetune": {"model.language_model": "text.model", "model.max_length": "text.max_length",
-                 "evaluate.encode_batch_size": "text.encode_batch_size", **_seed_of("train")},
+                 "evaluate.encode_batch_size": "text.encode_batch_size",
+                 "batches.users": "batches.max_users (null: every user, as tuning.max_users in the other kinds)",
+                 **_seed_of("train")},
     "sequential": _seed_of("pretrain", "train"),
 }
 

@@ -13,7 +13,9 @@ from cdtl.experiments import ConfigError, finetune
 
 @pytest.mark.parametrize("change, message", [
     ({"protocol": {"cold_ratio": 1.0}}, "protocol.cold_ratio must be > 0 and < 1"),
-    ({"batches": {"users": -1}}, "batches.users must be an integer >= 0"),
+    ({"batches": {"max_users": 0}}, r"batches.max_users must be an integer >= 1 or null, got 0"),
+    ({"batches": {"max_users": "all"}}, r"batches.max_users must be an integer >= 1 or null"),
+    ({"batches": {"users": 256}}, r"batches.users was renamed to batches.max_users \(null: every user"),
     ({"batches": {"batch_size": 0}}, "batches.batch_size must be >= 1, got 0"),
     ({"batches": {"batch_size": True}}, "batches.batch_size must be an integer, got True"),
     ({"evaluate": {"whiten_dim": 0}}, "evaluate.whiten_dim must be a positive integer"),
@@ -30,7 +32,7 @@ def test_the_profile_sizes_the_tuning_and_the_result_still_resolves():
     sized = finetune.size({"model": {"dropout": 0.2}}, smoke)
     assert sized["model"] == {"dropout": 0.2, "freeze_layers": smoke.finetune_freeze_layers,
                               "max_history": smoke.finetune_max_history}
-    assert sized["batches"]["users"] == smoke.finetune_users and sized["train"]["epochs"] == smoke.finetune_epochs
+    assert sized["batches"]["max_users"] == smoke.finetune_users and sized["train"]["epochs"] == smoke.finetune_epochs
     assert sized["text"]["max_length"] == smoke.max_length and sized["evaluate"]["bootstrap"] == smoke.bootstrap
     cfg = finetune.resolve(sized)
     assert cfg["model"]["dropout"] == 0.2 and cfg["model"]["user_pooling"] == "mean"  # the rest: the tower's defaults
