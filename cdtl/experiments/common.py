@@ -218,6 +218,16 @@ TUNING = {"epochs": 1, "batch_size": 64, "max_history": 20, "freeze_layers": 2, 
           "lr": 2.0e-5, "weight_decay": 0.01, "temperature": 0.05}
 
 
+def check_tuning(section: dict[str, Any], where: str = "tuning") -> None:
+    """Refuse fine-tuning settings the item tower cannot take, by key (the ranges every setting's name implies are
+    ``merge_config``'s): ``max_users`` null (every user) or a positive count, at least no layer frozen."""
+    users, frozen = section["max_users"], section["freeze_layers"]
+    if users is not None and (isinstance(users, bool) or not isinstance(users, int) or users < 1):
+        raise ConfigError(f"{where}.max_users must be an integer >= 1 or null (every user), got {preview(users)}")
+    if isinstance(frozen, bool) or not isinstance(frozen, int) or frozen < 0:
+        raise ConfigError(f"{where}.freeze_layers must be an integer >= 0, got {preview(frozen)}")
+
+
 def tuning_for(profile: Any, tuning: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fine-tuning budget of a profile, at most ``tuning``'s (a config's section): as epochs are capped, so is tuning.
 

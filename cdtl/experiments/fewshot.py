@@ -29,6 +29,7 @@ from cdtl.experiments.common import (
     Result,
     check_choices,
     check_ranking_metrics,
+    check_tuning,
     item_vectors,
     merge_config,
     prepare_output,
@@ -83,6 +84,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
     check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
+    check_tuning(cfg["tuning"])
     shots = cfg["protocol"]["shots"]
     if not shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
         raise ConfigError(f"protocol.shots must be non-negative integers, e.g. {list(SHOTS)}, got {preview(shots)}")

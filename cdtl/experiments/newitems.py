@@ -28,6 +28,7 @@ from cdtl.experiments.common import (
     Result,
     check_choices,
     check_ranking_metrics,
+    check_tuning,
     item_vectors,
     merge_config,
     prepare_output,
@@ -77,6 +78,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
     check_choices(cfg, {"models": MODELS, "encoders": ENCODERS})
+    check_tuning(cfg["tuning"])
     proto = cfg["protocol"]
     if proto["by"] not in ORDERS:
         raise ConfigError(f"protocol.by must be one of {', '.join(ORDERS)}, got {preview(proto['by'])}")

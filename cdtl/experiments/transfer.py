@@ -26,6 +26,7 @@ from cdtl.experiments.common import (
     Result,
     check_choices,
     check_ranking_metrics,
+    check_tuning,
     constructor_defaults,
     item_vectors,
     merge_config,
@@ -88,6 +89,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check every choice before any data is loaded."""
     cfg = merge_config(DEFAULTS, config, "")
     check_choices(cfg, {"models": MODELS, "tasks": TASKS})
+    check_tuning(cfg["tuning"])
     check_ranking_metrics(cfg["evaluate"]["metrics"], hint="; rating errors (mae, rmse) come with tasks: [rating]")
     for ratio in cfg["protocol"]["cold_ratios"]:
         if not (isinstance(ratio, (int, float)) and 0 < ratio < 1):

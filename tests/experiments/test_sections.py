@@ -196,3 +196,16 @@ def test_a_train_section_the_loop_would_refuse_is_refused_when_read(section, mes
 def test_a_training_sections_seed_is_refused_with_the_runs_seed(kind, where):
     with pytest.raises(ConfigError, match=rf"^{where.replace('.', '[.]')}[.]seed was renamed to seed"):
         _resolve(kind, _nested(f"{where}.seed", 3))
+
+
+@pytest.mark.parametrize("kind", ["transfer", "newitems", "fewshot"])
+@pytest.mark.parametrize(("tuning", "message"), [
+    ({"max_users": 0}, r"tuning.max_users must be an integer >= 1 or null \(every user\), got 0"),
+    ({"max_users": "all"}, "tuning.max_users must be an integer >= 1 or null"),
+    ({"freeze_layers": -1}, "tuning.freeze_layers must be an integer >= 0, got -1"),
+])
+def test_the_tuning_section_is_checked_alike_in_every_kind_that_tunes(kind, tuning, message):
+    assert _resolve(kind, {"tuning": {"max_users": None}})["tuning"]["max_users"] is None  # every user
+    assert _resolve(kind, {"tuning": {"max_users": 30}})["tuning"]["max_users"] == 30
+    with pytest.raises(ConfigError, match=message):
+        _resolve(kind, {"tuning": tuning})
