@@ -48,7 +48,8 @@ class OutputError(ValueError):
 def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "", kind: str | None = None) -> dict[str, Any]:
     """``defaults`` updated by ``given`` section by section; an unknown key, a wrong type or a value out of range
     (``check_type``, ``check_range``) is an error naming its dotted key, and a renamed key names its new place
-    (``cdtl.experiments.sections.RENAMED``, for the kind ``defaults`` belongs to)."""
+    (``cdtl.experiments.sections.RENAMED``, for the kind ``defaults`` belongs to). A value takes its default's
+    type (``lr: 1`` is 1.0), so the resolved config, as ``metrics.json`` records it, is typed alike whoever wrote it."""
     out = copy.deepcopy(defaults)
     kind = str(defaults.get("kind", "")) if kind is None else kind
     for key, value in given.items():
@@ -73,8 +74,17 @@ def merge_config(defaults: dict[str, Any], given: dict[str, Any], where: str = "
                     check_name(value)
             except ConfigFileError as err:  # an experiment's own error type, whichever check found it
                 raise ConfigError(str(err)) from err
-            out[key] = value
+            out[key] = _as_default(value, defaults[key])
     return out
+
+
+def _as_default(value: Any, default: Any) -> Any:
+    """``value`` (which ``check_type`` found to fit ``default``) as a float where its default is one, in a list too."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, list) and default and isinstance(value, list):
+        return [_as_default(v, default[0]) for v in value]
+    return value
 
 
 set_value = apply_override  # one ``--set section.key=value`` on a raw config (the value read as YAML, 1e-3 a number)

@@ -209,3 +209,17 @@ def test_the_tuning_section_is_checked_alike_in_every_kind_that_tunes(kind, tuni
     assert _resolve(kind, {"tuning": {"max_users": 30}})["tuning"]["max_users"] == 30
     with pytest.raises(ConfigError, match=message):
         _resolve(kind, {"tuning": tuning})
+
+
+@pytest.mark.parametrize(("kind", "config", "where"), [
+    ("single", {"train": {"lr": 1, "weight_decay": 0}}, ["train.lr", "train.weight_decay"]),
+    ("transfer", {"lm_bridge": {"lr": 1}, "cmf": {"alpha": 1}}, ["lm_bridge.lr", "cmf.alpha"]),
+    ("fusion", {"fusion": {"train": {"lr": 2}}}, ["fusion.train.lr"]),
+])
+def test_the_resolved_config_metrics_json_records_is_typed_alike_whoever_wrote_it(kind, config, where):
+    cfg = _resolve(kind, config)
+    for dotted in where:
+        value = _section(cfg, dotted)
+        assert type(value) is float and value == _section(config, dotted)  # lr: 1 is recorded as 1.0
+    assert type(_resolve("sequential", {"protocol": {"budgets": [1]}})["protocol"]["budgets"][0]) is float
+    assert type(_resolve("single", {"batches": {"batch_size": 64}})["batches"]["batch_size"]) is int
