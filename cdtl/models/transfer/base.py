@@ -46,11 +46,13 @@ class TargetScorer(nn.Module):
         return None
 
     def _pairs(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores of user b with items[b] ((B,) or (B, K) items); each distinct user is represented once."""
+        """Scores of user b with items[b] ((B,) or (B, K) items); each distinct user and item is represented once."""
         distinct, inverse = torch.unique(users, return_inverse=True)
         u, b = self.user_side(distinct)
         u, b = u[inverse], b[inverse]
-        w, c = self.item_side(items)
+        distinct_items, where = torch.unique(items, return_inverse=True)  # a batch names popular items many times
+        w, c = self.item_side(distinct_items)
+        w, c = w[where], c[where]
         if items.dim() == 1:
             return (u * w).sum(-1) + b + c + self.global_bias
         return (u.unsqueeze(1) * w).sum(-1) + b.unsqueeze(1) + c + self.global_bias

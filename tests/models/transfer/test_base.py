@@ -62,6 +62,27 @@ def test_each_loss_is_the_textbook_formula():
     torch.testing.assert_close(softmax.loss({"user": users, "item": items}), F.cross_entropy(_expected(softmax)[users], items))
 
 
+def test_a_batch_represents_each_distinct_user_and_item_once():
+    seen: dict[str, list[int]] = {"users": [], "items": []}
+
+    class Counting(Table):
+        def user_side(self, users: Tensor) -> tuple[Tensor, Tensor]:
+            seen["users"].append(len(users))
+            return super().user_side(users)
+
+        def item_side(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
+            seen["items"].append(N_ITEMS if items is None else items.numel())
+            return super().item_side(items)
+
+    model = Counting("bpr")
+    users, pos, neg = torch.tensor([0, 1, 1, 0]), torch.tensor([2, 3, 2, 3]), torch.tensor([[1, 2], [1, 4], [4, 4], [2, 1]])
+    loss = model.loss({"user": users, "pos": pos, "neg": neg})
+    assert seen == {"users": [2], "items": [4]}  # users {0, 1}; items {1, 2, 3, 4}
+    expected = _expected(model)
+    y = torch.cat([expected[users, pos].unsqueeze(1), expected[users.unsqueeze(1), neg]], dim=1)
+    torch.testing.assert_close(loss, -F.logsigmoid(y[:, :1] - y[:, 1:]).mean())
+
+
 def test_items_held_out_of_training_are_not_even_negatives_of_the_softmax():
     known = torch.tensor([True, True, False, True, False])
     model = Table("softmax", known=known)
