@@ -25,7 +25,8 @@ FAST_TIER := not notebooks and not slow and not full and not gpu
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
-	@echo "               then the book built from those executions (-W) and every page checked in headless Chromium"
+	@echo "               then the book built from those executions (-W) and every page checked in headless Chromium;"
+	@echo "               it ends with the 25 slowest tests and chapter cells"
 	@echo "make lint      ruff over the package, tests and benchmarks (make test runs it first)"
 	@echo "make test-fast the fast unit tests alone (no chapter, nothing slow): well under a minute"
 	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
@@ -92,7 +93,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP) mathjax browser lint
-	CDTL_PROFILE=smoke $(PYTEST) chapters tests --nbval-lax --nbval-cell-timeout=1800 -m "$(CPU_TIERS)" $(PYTEST_ARGS)
+	CDTL_PROFILE=smoke $(PYTEST) chapters tests --nbval-lax --nbval-cell-timeout=1800 -m "$(CPU_TIERS)" --durations=25 $(PYTEST_ARGS)
 
 # The fast tier while developing: unit tests that are neither slow nor a chapter
 test-fast: $(STAMP)
