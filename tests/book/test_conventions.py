@@ -187,6 +187,9 @@ def test_bibliography_entries_are_complete():
 
 GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::[^`]*)?`")
 RECORD_CALL = re.compile(r"cdtl\.nb\.record\(\s*(f?)([\"'])(.*?)\2", re.S)
+# a record call whose name is a variable (``for name in ("users", "items"): cdtl.nb.record(name, ...)``)
+BARE_NAME_CALL = re.compile(r"cdtl\.nb\.record\(\s*[A-Za-z_]\w*\s*,")
+STRING = re.compile(r"([\"'])([A-Za-z_]\w*)\1")
 # a recorded run quoted from results/ (cdtl.recorded_runs.quote_run) records where it was measured under a prefix
 QUOTE_CALL = re.compile(r"quote_run\(\s*([\"'])[^\"']+\1\s*,\s*(?:prefix\s*=\s*)?([\"'])([^\"']*)\2")
 # a number as typed in prose: 0.383, 1,928, 266 (not part of a word, a version, a label or a path)
@@ -211,9 +214,15 @@ def glued_keys(cells: list[nbformat.NotebookNode]) -> set[str]:
 
 
 def record_patterns(cells: list[nbformat.NotebookNode]) -> list[re.Pattern[str]]:
-    """The names the chapter's code records, as patterns (an f-string's fields match any text)."""
+    """The names the chapter's code records, as patterns (an f-string's fields match any text).
+
+    Where a record call names its key by a variable, every identifier-like string of the code
+    may be a recorded name (the loop's names are strings somewhere in the cell).
+    """
     code = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
     patterns = []
+    if BARE_NAME_CALL.search(code):
+        patterns += [re.compile(re.escape(name) + r"\Z") for name in sorted({m[1] for m in STRING.findall(code)})]
     for is_f, _, name in RECORD_CALL.findall(code):
         parts = re.split(r"\{[^{}]*\}", name) if is_f else [name]
         patterns.append(re.compile(".+".join(re.escape(p) for p in parts) + r"\Z"))
@@ -260,6 +269,13 @@ def test_record_patterns_match_f_string_names():
     assert not any(p.match("mf_warm_old_high") for p in patterns)
 
 
+def test_record_patterns_take_the_strings_of_a_chapter_that_records_by_variable():
+    cells = [nbformat.v4.new_code_cell('for name in ("users", "items"):\n    cdtl.nb.record(name, 1)')]
+    patterns = record_patterns(cells)
+    assert any(p.match("users") for p in patterns) and not any(p.match("ratings") for p in patterns)
+    assert not record_patterns([nbformat.v4.new_code_cell('x = "users"\ncdtl.nb.record("items", 1)')])[0].match("users")
+
+
 def test_record_patterns_know_what_a_quoted_run_records():
     cells = [nbformat.v4.new_code_cell('run = quote_run("newitems_ml1m", "ml1m_")\nfew = quote_run("x", prefix="full_")')]
     patterns = record_patterns(cells)
@@ -268,8 +284,8 @@ def test_record_patterns_know_what_a_quoted_run_records():
     assert not any(p.match("ml1m_wall") or p.match("x_command") for p in patterns)
 
 
-# Chapters whose prose is checked against their records (every chapter, as each one records what it states).
-RECORDED = ["05_new_items_and_domains"]
+# Chapters whose prose is checked against their records: every chapter, as each one records what it states.
+RECORDED = CONFORMING
 
 
 @pytest.mark.parametrize("stem", RECORDED)
