@@ -99,19 +99,20 @@ test: $(STAMP) mathjax browser lint
 test-fast: $(STAMP)
 	CDTL_PROFILE=smoke $(PYTEST) tests -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
-# The full profile on a CUDA machine (the GPU runner): the same chapters and recorded-results checks
+# The full profile on a CUDA machine (the GPU runner): the same chapters, recorded-results checks and checks of
+# the prose against the records (tests/book/test_conventions.py: every glued key recorded, no number typed)
 test-gpu: $(STAMP)
 	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
 	  'make test-gpu needs a CUDA GPU that PyTorch sees; torch ' + torch.__version__ + ' sees none')"
-	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py --nbval-lax \
-	  --nbval-cell-timeout=3600 -p no:cacheprovider $(PYTEST_ARGS)
+	CDTL_PROFILE=full $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py tests/book/test_conventions.py \
+	  --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider $(PYTEST_ARGS)
 	$(TIMINGS) show --cache _build/full/_build/.jupyter_cache
 
-# The full profile on a CPU (hours on two cores): every chapter under nbval, the full-profile ranges,
+# The full profile on a CPU (hours on two cores): every chapter under nbval, the full-profile ranges and prose checks,
 # then the measured times stored as full/cpu. CUDA is hidden so a GPU machine measures its CPU too.
 test-full: $(STAMP)
-	CDTL_PROFILE=full CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py --nbval-lax \
-	  --nbval-cell-timeout=7200 -p no:cacheprovider $(PYTEST_ARGS)
+	CDTL_PROFILE=full CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest chapters tests/book/test_chapter_results.py \
+	  tests/book/test_conventions.py --nbval-lax --nbval-cell-timeout=7200 -p no:cacheprovider $(PYTEST_ARGS)
 	$(TIMINGS) record --profile full --machine cpu --cache _build/full/_build/.jupyter_cache
 
 book: $(STAMP) mathjax
