@@ -1,7 +1,7 @@
 """Runs a chapter quotes but does not run on its page, read back from the committed ``results/<name>/`` folder.
 
-``make results`` (``results/record.py``) runs a long config with ``cdtl run`` and stores, beside
-its ``metrics.json`` and per-user table, a ``provenance.json``: the command, when it started, its
+``make results`` (``results/record.py``) runs a long config with ``cdtl run`` (or a benchmark script)
+and stores, beside its ``metrics.json`` and per-user table, a ``provenance.json``: the command, when it started, its
 wall time, the machine, the package versions and the sha256 of each file it wrote. A chapter
 quotes such a run with :func:`quote_run`: the files are read (and hash-checked where hashes are
 recorded), and where it was measured is glued for the prose, so the box that quotes the run can
@@ -26,11 +26,11 @@ FIX = "run `make results` again (RESULTS_ARGS=--overwrite replaces the damaged r
 
 @dataclass(frozen=True)
 class RecordedRun:
-    """One recorded run: its metrics.json, provenance.json and per-user table (None where it kept none)."""
+    """One recorded run: its main file (metrics.json), provenance.json and per-user table (None where it kept none)."""
 
     name: str
     folder: Path
-    metrics: dict[str, Any]
+    metrics: Any  # the parsed main file: metrics.json's object, or a benchmark's rows
     provenance: dict[str, Any]
     per_user: Any = None
 
@@ -49,11 +49,13 @@ def _check_provenance(provenance: Any, path: Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in provenance]
     if missing:
         raise CorruptFileError(path, f"has no {', '.join(repr(k) for k in missing)} (it has {sorted(provenance)})", FIX)
+    main = provenance.get("main", "metrics.json")
+    if not isinstance(main, str) or not main or Path(main).name != main:
+        raise CorruptFileError(path, f"'main' must be a file name of the run, got {main!r}", FIX)
     hashes = provenance.get("sha256")
     if hashes is not None:
-        if not isinstance(hashes, dict) or "metrics.json" not in hashes:
-            raise CorruptFileError(path, "'sha256' must map each file of the run, metrics.json included, to its sha256",
-                                   FIX)
+        if not isinstance(hashes, dict) or main not in hashes:
+            raise CorruptFileError(path, f"'sha256' must map each file of the run, {main} included, to its sha256", FIX)
         odd = [name for name in hashes if not isinstance(name, str) or Path(name).name != name or name.startswith(".")]
         if odd:
             raise CorruptFileError(path, f"'sha256' names {odd}: only plain file names of the run's folder", FIX)
@@ -61,10 +63,11 @@ def _check_provenance(provenance: Any, path: Path) -> dict[str, Any]:
 
 
 def load_run(name: str, results: str | Path | None = None) -> RecordedRun | None:
-    """Read ``results/<name>/``, or None when its ``metrics.json`` is not there.
+    """Read ``results/<name>/``, or None when it holds neither a ``metrics.json`` nor a ``provenance.json``.
 
     ``results`` is the results folder (default: :func:`find_results`). ``provenance.json`` must
-    exist beside ``metrics.json`` and name the command, start, wall time and machine. Where it
+    name the command, start, wall time and machine; the run's main file is ``metrics.json``, or
+    the one its provenance names as ``main`` (a benchmark's own JSON), read as ``run.metrics``. Where it
     records ``sha256`` (``{file name: hex digest}``), every listed file is checked against it
     before anything is read, so an edited or truncated file raises :class:`cdtl.io.CorruptFileError`
     naming the file. The per-user table is ``per_user.csv.gz`` (or ``per_user.csv``), read with pandas.
@@ -72,14 +75,15 @@ def load_run(name: str, results: str | Path | None = None) -> RecordedRun | None
     if not name or Path(name).name != name:
         raise ValueError(f"a recorded run is named by its folder under results/, got {name!r}")
     root = Path(results) if results is not None else find_results()
-    if root is None or not (root / name / "metrics.json").is_file():
+    folder = root / name if root is not None else None
+    if folder is None or not ((folder / "metrics.json").is_file() or (folder / "provenance.json").is_file()):
         return None
-    folder = root / name
     provenance = _check_provenance(read_json(folder / "provenance.json", what=f"how the run {name!r} was made",
                                              fix=FIX), folder / "provenance.json")
     for file, digest in (provenance.get("sha256") or {}).items():
         check_hash(folder / file, digest, what=f"{file} of the recorded run {name!r}", fix=FIX)
-    metrics = read_json(folder / "metrics.json", what=f"the metrics of the recorded run {name!r}", fix=FIX)
+    main = provenance.get("main", "metrics.json")
+    metrics = read_json(folder / main, what=f"{main} of the recorded run {name!r}", fix=FIX)
     per_user = None
     for table in ("per_user.csv.gz", "per_user.csv"):
         if (folder / table).is_file():

@@ -85,6 +85,24 @@ def test_a_malformed_hash_list_is_refused_by_key(tmp_path, change, message):
         recorded_runs.load_run("demo", tmp_path / "results")
 
 
+def test_a_benchmark_run_is_read_from_the_main_file_its_provenance_names(tmp_path):
+    folder = tmp_path / "results" / "bench"
+    folder.mkdir(parents=True)
+    (folder / "scale.json").write_text(json.dumps([{"interactions": 100000, "procs": 1}, {"procs": 2}]))
+    (folder / "scale.md").write_text("| interactions |\n")
+    hashes = {f: file_hash(folder / f) for f in ("scale.json", "scale.md")}
+    (folder / "provenance.json").write_text(json.dumps({**PROVENANCE, "main": "scale.json", "sha256": hashes}))
+    run = recorded_runs.load_run("bench", tmp_path / "results")
+    assert [row["procs"] for row in run.metrics] == [1, 2] and run.per_user is None
+    (folder / "scale.md").write_text("| edited |\n")
+    with pytest.raises(CorruptFileError, match=r"scale\.md.*damaged"):
+        recorded_runs.load_run("bench", tmp_path / "results")
+    for main, message in (("../x.json", "'main' must be a file name"), ("metrics.json", "metrics.json included")):
+        (folder / "provenance.json").write_text(json.dumps({**PROVENANCE, "main": main, "sha256": hashes}))
+        with pytest.raises(CorruptFileError, match=message):
+            recorded_runs.load_run("bench", tmp_path / "results")
+
+
 def test_provenance_without_its_required_fields_or_garbled_is_refused(tmp_path):
     folder = _run(tmp_path)
     provenance = json.loads((folder / "provenance.json").read_text())
@@ -129,9 +147,11 @@ def test_quote_run_records_where_it_was_measured(tmp_path, monkeypatch, capsys):
 def test_the_committed_runs_pass_their_own_checks():
     """Every run under the repository's results/ reads back, and those that record hashes match them."""
     root = Path(__file__).resolve().parents[1] / "results"
-    names = sorted(p.name for p in root.iterdir() if (p / "metrics.json").is_file())
+    names = sorted(p.name for p in root.iterdir() if (p / "provenance.json").is_file())
     assert names, "no recorded run under results/"
     for name in names:
         run = recorded_runs.load_run(name, root)
-        assert run.metrics["name"] == name
+        assert run.metrics, f"results/{name}: its main file is empty"
+        if run.provenance.get("main", "metrics.json") == "metrics.json":
+            assert run.metrics["name"] == name
         assert set(run.provenance.get("sha256", {})) <= {p.name for p in run.folder.iterdir()}
