@@ -123,11 +123,13 @@ timings: $(STAMP)
 	$(TIMINGS) record --profile $(PROFILE) --machine $(MACHINE) --cache _build/$(PROFILE)/_build/.jupyter_cache
 
 # Runs too long for a chapter's page, quoted by the chapters from results/<name>/ (committed): chapter 05's
-# MovieLens 1M new-item comparison and its full Amazon few-shot comparison, both with the pretrained encoder
+# MovieLens 1M new-item comparison and its full Amazon few-shot comparison, both with the pretrained encoder,
+# and chapter 02's scaling benchmark at 10^5 interactions (one process, then two under torchrun)
 RECORD := CDTL_PROFILE=full $(BIN)/python results/record.py
 results: $(STAMP)
 	$(RECORD) newitems_ml1m configs/newitems_ml1m.yaml --set "encoders=[frozen]" --set "protocol.ratios=[0.2]" $(RESULTS_ARGS)
 	$(RECORD) fewshot_amazon configs/fewshot_amazon.yaml --set "encoders=[frozen]" $(RESULTS_ARGS)
+	$(RECORD) scale_1e5 benchmarks/bench_scale.py --args="--sizes 100000 --no-implicit" --main scale.json $(RESULTS_ARGS)
 
 clean-book:
 	rm -rf _build
