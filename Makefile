@@ -21,7 +21,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 CPU_TIERS := not full and not gpu
 FAST_TIER := not notebooks and not slow and not full and not gpu
 
-.PHONY: help install lock lint mathjax browser test test-fast test-gpu test-full book timings results clean-book clean
+.PHONY: help install lock lint mathjax browser test test-fast test-gpu test-full book book-executed timings results clean-book clean
 
 help:
 	@echo "make test      every test (smoke profile): unit tests, every chapter under nbval, recorded results,"
@@ -31,6 +31,8 @@ help:
 	@echo "make test-fast the fast unit tests alone (no chapter, nothing slow): well under a minute"
 	@echo "make book      build the book into _build/<profile>/_build/html (full with a CUDA GPU, smoke without;"
 	@echo "               CDTL_PROFILE=smoke|full chooses)"
+	@echo "make book-executed  the book from chapters executed elsewhere (EXECUTED=build/executed/<profile>, left by"
+	@echo "               make test-full or make test-gpu): each checked to be this code; nothing is executed again"
 	@echo "make test-gpu  on a CUDA machine: every chapter under nbval in the full profile, then the full-profile ranges"
 	@echo "make test-full on a CPU (hours): every chapter under nbval in the full profile, the full-profile ranges,"
 	@echo "               then their execution times stored in book/timings.json (full, cpu)"
@@ -118,6 +120,14 @@ test-full: $(STAMP)
 book: $(STAMP) mathjax
 	$(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
 	@echo "book ($(PROFILE) profile): _build/$(PROFILE)/_build/html/index.html"
+
+# The book from chapters executed elsewhere (make test-full's or the GPU runner's build/executed/<profile>, or the
+# workflows' full-profile artefact unpacked there): each is checked to be this code, cached, and nothing re-executed
+EXECUTED ?= build/executed/$(PROFILE)
+book-executed: $(STAMP) mathjax
+	$(BIN)/python book/cdtl_book/executed.py $(EXECUTED) --profile $(PROFILE)
+	$(BIN)/jupyter-book build . --path-output _build/$(PROFILE) -W --keep-going
+	@echo "book ($(PROFILE) profile, from $(EXECUTED)): _build/$(PROFILE)/_build/html/index.html"
 
 timings: $(STAMP)
 	$(TIMINGS) record --profile $(PROFILE) --machine $(MACHINE) --cache _build/$(PROFILE)/_build/.jupyter_cache

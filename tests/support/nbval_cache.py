@@ -11,6 +11,7 @@ chapter there and executes none of them again; a chapter with a failing cell is 
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def book_cache_dir(profile: str) -> Path:
-    """The execution cache of the book built for ``profile`` (``make book`` builds into ``_build/<profile>``)."""
-    return ROOT / "_build" / profile / "_build" / ".jupyter_cache"
+sys.path.insert(0, str(ROOT / "book"))
+from cdtl_book.executed import SECONDS_KEY, book_cache_dir  # noqa: E402
 
 
 def executed_dir(profile: str) -> Path:
@@ -102,6 +100,7 @@ def _write(path: Path, run: _Run) -> None:
     for number, cell in enumerate(code):
         cell.execution_count = number + 1
         cell.outputs = [_output(raw, number + 1) for raw in run.outputs[number]]
+    notebook.metadata.setdefault("cdtl", {})[SECONDS_KEY] = round(run.seconds, 1)  # for a book built from this copy
     nbformat.validate(notebook)
     out = executed_dir(profile) / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
