@@ -201,6 +201,23 @@ class MF(nn.Module):
             return loss
         return loss + self.reg * (u.square().sum() + b.square().sum() + w.square().sum() + c.square().sum()) / len(users)
 
+    def _softmax_loss(self, users: Tensor, items: Tensor) -> Tensor:
+        """The mean of -log p(item | user) over the batch's rows, each row's item a class among all items.
+
+        The logits are p_u^T q_i + c_i: the global and user biases are the same along a user's
+        row and cancel in the softmax, so they are left out (no work, and no gradient that is
+        zero up to rounding). Without dropout a user's row is the same wherever the user
+        appears in the batch, so it is computed and normalised once per distinct user (the
+        same loss and gradient as one row per example, with a fraction of the work on a batch
+        that holds each user several times).
+        """
+        w, c = self.item_emb.weight, self.item_bias.weight.squeeze(-1)
+        if self.drop.p == 0.0 or not self.training:
+            distinct, inverse = torch.unique(users, return_inverse=True)
+            logits = torch.addmm(c, self.user_emb(distinct), w.T)  # (distinct users, n_items)
+            return -F.log_softmax(logits, dim=1)[inverse, items].mean()
+        return F.cross_entropy(torch.addmm(c, self.drop(self.user_emb(users)), self.drop(w).T), items)
+
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The scalar training loss of one batch (see the module docstring for the keys of each loss)."""
         missing = [k for k in _BATCH_KEYS[self.loss_name] if k not in batch]
@@ -216,8 +233,7 @@ class MF(nn.Module):
         if self.loss_name == "bpr":
             return self._bpr_loss(users, batch["pos"], batch["neg"])
         if self.loss_name == "softmax":
-            logits = self._score_shared(users, None)  # (B, n_items)
-            return F.cross_entropy(logits, batch["item"]) + self._penalty(users, batch["item"])
+            return self._softmax_loss(users, batch["item"]) + self._penalty(users, batch["item"])
         # sampled_softmax
         logits = self.sampled_softmax_logits(users, batch["item"], batch["neg"], batch.get("log_q"))
         target = torch.zeros(len(users), dtype=torch.long, device=logits.device)

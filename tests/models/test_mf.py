@@ -156,6 +156,35 @@ def test_sampled_softmax_over_every_item_equals_the_full_softmax():
     torch.testing.assert_close(full.detach(), by_hand)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_the_full_softmax_normalises_each_distinct_user_once_with_the_per_row_loss_and_gradient(sparse):
+    torch.manual_seed(2)
+    model = MF(6, 9, 4, loss="softmax", init_std=0.5, reg=0.01, sparse=sparse)
+    users, items = torch.tensor([3, 1, 3, 3, 0, 1]), torch.tensor([2, 8, 5, 2, 0, 1])
+    loss = model.loss({"user": users, "item": items})
+    loss.backward()
+    once = [None if p.grad is None else p.grad.to_dense().clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    # one row per example, with every bias in the logits
+    per_row = torch.nn.functional.cross_entropy(model._score_shared(users, None), items) + model._penalty(users, items)
+    per_row.backward()
+    torch.testing.assert_close(loss, per_row)
+    for (name, p), a in zip(model.named_parameters(), once):
+        grad = p.grad.to_dense() if p.grad is not None else torch.zeros_like(p)
+        torch.testing.assert_close(torch.zeros_like(p) if a is None else a, grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_with_dropout_the_full_softmax_keeps_one_row_per_example():
+    model = MF(6, 9, 4, loss="softmax", dropout=0.5)
+    calls = []
+    model.user_emb.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    model.loss({"user": torch.tensor([1, 1, 2]), "item": torch.tensor([0, 3, 3])})
+    model.eval()
+    model.loss({"user": torch.tensor([1, 1, 2]), "item": torch.tensor([0, 3, 3])})
+    # training with dropout: every row (and again for the penalty); without it: each distinct user once
+    assert calls[0] == 3 and calls[len(calls) // 2] == 2
+
+
 def test_bpr_loss_by_hand_with_one_and_several_negatives():
     model = _small_model()
     model.loss_name = "bpr"
