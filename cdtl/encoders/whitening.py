@@ -188,8 +188,11 @@ class MoEAdaptor(nn.Module):
     def experts(self, x: Tensor) -> Tensor:
         """(..., n_experts, d_out): every expert's output ``(dropout(x) - b_k) @ W_k``."""
         self._check(x)
-        centered = self.drop(x).unsqueeze(-2) - self.bias  # (..., K, d_in)
-        return torch.einsum("...ki,kio->...ko", centered, self.weight)
+        # (dropout(x) - b_k) @ W_k = dropout(x) @ W_k - b_k @ W_k: one product with every expert's map side by side,
+        # never the (..., K, d_in) tensor of centred copies (eight copies of a whole catalogue's text vectors).
+        maps = self.weight.permute(1, 0, 2).reshape(self.d_in, self.n_experts * self.d_out)  # (d_in, K * d_out)
+        mapped = (self.drop(x) @ maps).unflatten(-1, (self.n_experts, self.d_out))
+        return mapped - torch.einsum("ki,kio->ko", self.bias, self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., d_out): the gate-weighted sum of the experts."""

@@ -158,3 +158,22 @@ def test_moe_adaptor_trains_under_the_shared_loop() -> None:
     with torch.no_grad():
         gates = model.adaptor.gate_weights(x)
     assert (gates[cluster == 0].mean(0) - gates[cluster == 1].mean(0)).abs().max() > 0.2
+
+
+def test_moe_experts_equal_centring_each_copy_before_its_map() -> None:
+    """``dropout(x) @ W_k - b_k @ W_k`` is ``(dropout(x) - b_k) @ W_k``, in values and in gradients."""
+    torch.manual_seed(0)
+    adaptor = MoEAdaptor(12, 5, n_experts=3, dropout=0.0)
+    with torch.no_grad():
+        adaptor.bias.normal_()
+    x = torch.randn(7, 12)
+    fast = adaptor.experts(x)
+    (fast ** 2).sum().backward()
+    fast_grads = [adaptor.weight.grad.clone(), adaptor.bias.grad.clone()]
+    adaptor.zero_grad()
+    slow = torch.einsum("nki,kio->nko", x.unsqueeze(-2) - adaptor.bias, adaptor.weight)
+    (slow ** 2).sum().backward()
+    assert fast.shape == (7, 3, 5)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast_grads[0], adaptor.weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast_grads[1], adaptor.bias.grad, rtol=1e-5, atol=1e-6)

@@ -42,10 +42,11 @@ class NextItemModel(nn.Module):
         hidden, items = self._pair(hidden, self.item_vectors() if items is None else items)
         return hidden @ items.T / self.temperature
 
-    def next_item_loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """Mean cross-entropy of the next item at every non-padded position (full or log-Q sampled softmax)."""
+    def next_item_loss(self, batch: dict[str, Tensor], items: Tensor | None = None) -> Tensor:
+        """Mean cross-entropy of the next item at every non-padded position (full or log-Q sampled softmax);
+        ``items`` is ``item_vectors()`` when the caller has it already."""
         seq, pos = batch["seq"], batch["pos"]
-        items = self.item_vectors()
+        items = self.item_vectors() if items is None else items
         hidden = self.encode(seq, items)[pos > 0]  # (N, d): positions with a next item
         target = pos[pos > 0] - 1
         if "negatives" not in batch:

@@ -75,14 +75,16 @@ class TextSASRec(NextItemModel):
         return self.transformer(self.inputs(seq, table), seq)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        loss = self.next_item_loss(batch)
+        items = self.item_vectors()  # one pass of the adaptor over the catalogue serves both terms
+        loss = self.next_item_loss(batch, items)
         if self.seq_seq_weight > 0 and self.training:
-            loss = loss + self.seq_seq_weight * self.sequence_contrast(batch["seq"])
+            loss = loss + self.seq_seq_weight * self.sequence_contrast(batch["seq"], items)
         return loss
 
-    def sequence_contrast(self, seq: Tensor) -> Tensor:
-        """InfoNCE between two item-dropped views of each history, the other histories of the batch as negatives."""
-        items = self.item_vectors()
+    def sequence_contrast(self, seq: Tensor, items: Tensor | None = None) -> Tensor:
+        """InfoNCE between two item-dropped views of each history, the other histories of the batch as negatives
+        (``items``: ``item_vectors()`` when the caller has it already)."""
+        items = self.item_vectors() if items is None else items
         views = []
         for _ in range(2):
             drop = torch.rand(seq.shape, device=seq.device) < self.item_drop
