@@ -52,7 +52,7 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot record a value of type {type(value).__name__}; use numbers, strings, lists or dicts")
 
 
-def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
+def record(name: str, value: Any, *, notebook: str | None = None, markdown: bool = False) -> Any:
     """Record ``value`` under ``name``.
 
     The value is shown in the notebook (so the book displays it) with a machine-readable
@@ -61,8 +61,13 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
     appended to ``<dir>/<notebook>.json`` so a test can check it without parsing the
     notebook. Outside a notebook only the file is written; the file also holds, under
     ``_versions``, the versions of Python, torch, transformers, numpy, FAISS and cdtl that
-    produced it (``cdtl.versions``). Returns the JSON value recorded.
+    produced it (``cdtl.versions``). With ``markdown=True`` the value (a string) is glued as
+    Markdown, for ``{glue:md}`name``` prose that depends on what ran: a section whose data could
+    not be obtained says so there instead of quoting numbers that do not exist. Returns the JSON
+    value recorded.
     """
+    if markdown and not isinstance(value, str):
+        raise ValueError(f"record {name!r}: markdown=True needs a string, got {type(value).__name__}")
     if not name or not isinstance(name, str) or name == VERSIONS_KEY:
         raise ValueError(f"record name must be a non-empty string other than {VERSIONS_KEY!r}")
     clean = _jsonable(value)
@@ -72,7 +77,7 @@ def record(name: str, value: Any, *, notebook: str | None = None) -> Any:
 
         if get_ipython() is not None:
             display({MIME: {"name": name, "value": clean}, "text/plain": f"{name} = {clean!r}"}, raw=True)
-            _glue(name, clean)
+            _glue(name, clean, markdown)
     except ImportError:  # plain Python: no display, the file is enough
         pass
     directory = os.environ.get(RECORD_DIR_VAR)
@@ -93,16 +98,20 @@ class _Word(str):
         printer.text(str(self))
 
 
-def _glue(name: str, value: Any) -> None:
+def _glue(name: str, value: Any, markdown: bool = False) -> None:
     """Glue ``value`` for the book (hidden output); a name already glued with this value is left alone."""
     try:
+        from IPython.display import Markdown
         from myst_nb import glue
     except ImportError:  # the book's packages are not installed (Colab, a plain install): nothing to glue for
         return
     if name in _glued and _glued[name] == value:
         return
     _glued[name] = value
-    glue(name, _Word(value) if isinstance(value, str) else value, display=False)
+    if markdown:
+        glue(name, Markdown(value), display=False)
+    else:
+        glue(name, _Word(value) if isinstance(value, str) else value, display=False)
 
 
 def read_records(notebook_path: str | os.PathLike[str]) -> dict[str, Any]:

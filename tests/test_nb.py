@@ -84,3 +84,25 @@ def test_metric_table_has_a_row_per_system_and_an_interval_per_metric():
     assert list(picked.columns) == ["recall@10", "users"] and picked["users"].tolist() == [10, 10]
     with pytest.raises(ValueError, match="rows is empty"):
         nb.metric_table({})
+
+
+def test_a_markdown_record_is_glued_as_markdown_and_must_be_text(monkeypatch, tmp_path):
+    """``markdown=True`` glues a paragraph for {glue:md}; the records file keeps the text; a number is refused."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from myst_nb.ext.glue import extract_glue_data
+
+    monkeypatch.setattr(InteractiveShell, "_instance", None)
+    InteractiveShell.instance()
+    monkeypatch.setenv("CDTL_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("CDTL_NOTEBOOK", "99_markdown")
+    monkeypatch.setattr(nb, "_glued", {})
+    with capture_output() as captured:
+        nb.record("findings", "Popularity wins by **0.0123**.", markdown=True)
+    outputs = [nbformat.v4.new_output("display_data", data=o.data, metadata=o.metadata) for o in captured.outputs]
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=outputs)])
+    glued = extract_glue_data(book, [0], logger=None)
+    assert glued["findings"]["data"]["text/markdown"] == "Popularity wins by **0.0123**."
+    assert json.loads((tmp_path / "99_markdown.json").read_text())["findings"] == "Popularity wins by **0.0123**."
+    with pytest.raises(ValueError, match="markdown=True needs a string"):
+        nb.record("findings", 0.5, markdown=True)

@@ -185,7 +185,7 @@ def test_bibliography_entries_are_complete():
 
 # --- every number on the page is recorded -------------------------------------------------------------------------
 
-GLUE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::[^`]*)?`")
+GLUE = re.compile(r"\{glue(?::text|:md)?\}`([^`:]+)(?::[^`]*)?`")
 RECORD_CALL = re.compile(r"cdtl\.nb\.record\(\s*(f?)([\"'])(.*?)\2", re.S)
 # a record call whose name is a variable (``for name in ("users", "items"): cdtl.nb.record(name, ...)``)
 BARE_NAME_CALL = re.compile(r"cdtl\.nb\.record\(\s*[A-Za-z_]\w*\s*,")
