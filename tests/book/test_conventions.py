@@ -13,7 +13,7 @@ import sys
 
 import nbformat
 import pytest
-from notebooks import ROOT, toc_files, toc_pages
+from notebooks import ROOT, glued_keys, toc_files, toc_pages
 
 sys.path.insert(0, str(ROOT / "book"))
 from cdtl_book import timings  # noqa: E402  (the book's own helpers live next to its pages)
@@ -185,7 +185,6 @@ def test_bibliography_entries_are_complete():
 
 # --- every number on the page is recorded -------------------------------------------------------------------------
 
-GLUE = re.compile(r"\{glue(?::text|:md)?\}`([^`:]+)(?::[^`]*)?`")
 RECORD_CALL = re.compile(r"cdtl\.nb\.record\(\s*(f?)([\"'])(.*?)\2", re.S)
 # a record call whose name is a variable (``for name in ("users", "items"): cdtl.nb.record(name, ...)``)
 BARE_NAME_CALL = re.compile(r"cdtl\.nb\.record\(\s*[A-Za-z_]\w*\s*,")
@@ -206,11 +205,6 @@ def _prose(cells: list[nbformat.NotebookNode]) -> str:
     text = re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$", " ", text, flags=re.S)  # math
     text = re.sub(r"^:[\w-]+:.*$", " ", text, flags=re.M)  # directive options
     return re.sub(r"\]\([^)]*\)", "]", text)  # link targets
-
-
-def glued_keys(cells: list[nbformat.NotebookNode]) -> set[str]:
-    """Every key the chapter's prose pastes with {glue:text} (or {glue})."""
-    return set(GLUE.findall("\n".join(cell.source for cell in cells if cell.cell_type == "markdown")))
 
 
 def record_patterns(cells: list[nbformat.NotebookNode]) -> list[re.Pattern[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 from cdtl.nb import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
+GLUE = re.compile(r"\{glue(?::text|:md)?\}`([^`:]+)(?::[^`]*)?`")
 
 
 def toc_pages() -> list[str]:
@@ -58,3 +60,8 @@ def read_records_from(book: nbformat.NotebookNode) -> dict[str, Any]:
         return read_records(fh.name)
     finally:
         os.unlink(fh.name)
+
+
+def glued_keys(cells: list[nbformat.NotebookNode]) -> set[str]:
+    """Every key the chapter's prose pastes with {glue}, {glue:text} or {glue:md}."""
+    return set(GLUE.findall("\n".join(cell.source for cell in cells if cell.cell_type == "markdown")))
