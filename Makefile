@@ -142,6 +142,11 @@ results: $(STAMP)
 	$(RECORD) fewshot_amazon configs/fewshot_amazon.yaml --set "encoders=[frozen]" $(RESULTS_ARGS)
 	$(RECORD) scale_1e5 benchmarks/bench_scale.py --args="--sizes 100000 --no-implicit" --main scale.json $(RESULTS_ARGS)
 	$(RECORD) sequential_amazon_merged configs/sequential_amazon_merged.yaml --set train.epochs=8 --set evaluate.bootstrap=200 $(RESULTS_ARGS)
+	$(RECORD) sequential_amazon_budgets configs/sequential_amazon.yaml --set "protocol.budgets=[0.01,0.05]" \
+		--set "models=[popularity,item_knn,sasrec,text_zero_shot,text_adaptor,text_full]" \
+		--set model.sampled_softmax=1024 --set pretrain.epochs=15 --set train.epochs=30 $(RESULTS_ARGS)
+	$(RECORD) sequential_amazon_sasrec_fixed configs/sequential_amazon.yaml --set "protocol.budgets=[0.01,0.05]" \
+		--set "models=[sasrec]" --set model.sampled_softmax=1024 --set train.epochs=200 --set train.monitor=null $(RESULTS_ARGS)
 
 clean-book:
 	rm -rf _build

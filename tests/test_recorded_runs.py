@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cdtl import recorded_runs
 from cdtl.io import CorruptFileError, file_hash
@@ -152,6 +154,10 @@ def test_the_committed_runs_pass_their_own_checks():
     for name in names:
         run = recorded_runs.load_run(name, root)
         assert run.metrics, f"results/{name}: its main file is empty"
-        if run.provenance.get("main", "metrics.json") == "metrics.json":
-            assert run.metrics["name"] == name
+        if run.provenance.get("main", "metrics.json") == "metrics.json":  # a cdtl run: written there, named by its config
+            words = shlex.split(run.provenance["command"])
+            assert words[:2] == ["cdtl", "run"] and words[-2:] == ["--out", f"results/{name}"], words
+            named = [w.split("=", 1)[1] for w in words if w.startswith("name=")]
+            config = yaml.safe_load((root.parent / words[2]).read_text())
+            assert run.metrics["name"] == (named[-1] if named else config["name"])
         assert set(run.provenance.get("sha256", {})) <= {p.name for p in run.folder.iterdir()}
