@@ -147,6 +147,9 @@ results: $(STAMP)
 		--set model.sampled_softmax=1024 --set pretrain.epochs=15 --set train.epochs=30 $(RESULTS_ARGS)
 	$(RECORD) sequential_amazon_sasrec_fixed configs/sequential_amazon.yaml --set "protocol.budgets=[0.01,0.05]" \
 		--set "models=[sasrec]" --set model.sampled_softmax=1024 --set train.epochs=200 --set train.monitor=null $(RESULTS_ARGS)
+	$(RECORD) sequential_amazon_controls configs/sequential_amazon.yaml --set "protocol.budgets=[0.01,0.05]" \
+		--set "models=[text_target,sasrec_shuffled]" --set model.sampled_softmax=1024 --set train.epochs=200 \
+		--set train.monitor=null --set evaluate.reference=text_target $(RESULTS_ARGS)
 
 clean-book:
 	rm -rf _build
