@@ -8,9 +8,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cdtl import recorded_runs
+from cdtl.configfile import read_yaml
 from cdtl.io import CorruptFileError, file_hash
 
 PROVENANCE = {"command": "cdtl run configs/x.yaml --out results/demo", "profile": "full",
@@ -158,6 +158,6 @@ def test_the_committed_runs_pass_their_own_checks():
             words = shlex.split(run.provenance["command"])
             assert words[:2] == ["cdtl", "run"] and words[-2:] == ["--out", f"results/{name}"], words
             named = [w.split("=", 1)[1] for w in words if w.startswith("name=")]
-            config = yaml.safe_load((root.parent / words[2]).read_text())
+            config = read_yaml(root.parent / words[2])
             assert run.metrics["name"] == (named[-1] if named else config["name"])
         assert set(run.provenance.get("sha256", {})) <= {p.name for p in run.folder.iterdir()}

@@ -3,6 +3,7 @@ and record every key their prose glues, so the book builds there too."""
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 from nbclient import NotebookClient
 from notebooks import ROOT, glued_keys, read_records_from
@@ -16,8 +17,6 @@ FINDINGS = {"04_cross_domain_transfer": ["amazon_findings"], "05_new_items_and_d
 
 @pytest.mark.parametrize("stem", sorted(FINDINGS))
 def test_a_chapter_without_the_amazon_pair_says_so_and_records_every_glued_key(stem, tmp_path, monkeypatch):
-    import nbformat
-
     monkeypatch.setenv("CDTL_AMAZON_FOOD_KITCHEN", str(tmp_path / "absent"))  # no offline copy
     monkeypatch.setenv("CDTL_OFFLINE", "1")  # and no download
     monkeypatch.setenv("CDTL_PROFILE", "smoke")  # the path under test is the same in both profiles
